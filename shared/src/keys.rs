@@ -1,0 +1,134 @@
+//! The Redis key schema: every key, stream and channel name comes from here.
+//!
+//! All names of a namespace share the prefix `{<namespace>}:`. The braces are a Redis Cluster
+//! hash tag: every key of a namespace lives in one slot, so the functions in `dispatch.lua` may
+//! touch several keys atomically on a cluster too. The Lua library derives the same names from
+//! the same prefix (it receives the events stream key and strips `events`); the layout is:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `agents` | zset | every agent id on the roster (score 0, read in id order) |
+//! | `agent:<id>` | hash | profile JSON and live state (status, connection, capacity, offer, shift) |
+//! | `agent:<id>:tickets` | set | tickets assigned to the agent |
+//! | `free:<lang>` / `free:<lang>:<skill>` | zset | agents who could take an offer now, by (active, idle since) |
+//! | `ticket:<id>` | hash | the ticket and its state |
+//! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
+//! | `queue:<lang>` | zset | waiting tickets, by (priority desc, arrival) |
+//! | `queues` | set | languages with a queue |
+//! | `offer:<id>` | hash | an offer (kept an hour after it ends, to tell `expired` from unknown) |
+//! | `deadlines` | zset | pending offers by deadline (ms) |
+//! | `grace` | zset | disconnected agents by end of grace (ms) |
+//! | `gateways` | zset | agent-app-api instances by last heartbeat (ms) |
+//! | `gw:<instance>:conns` | set | agents connected through an instance |
+//! | `idem:<key>` | string | `<body hash>|<ticket id>` for `Idempotency-Key` |
+//! | `seq` | string | arrival counter for FIFO order within a priority |
+//! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
+//! | `push` | channel | messages for the gateways ([`crate::protocol::Push`]) |
+
+/// Key names for one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Names for `namespace` (already validated as an identifier, so it holds no braces).
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            prefix: format!("{{{namespace}}}:"),
+        }
+    }
+
+    /// The common prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// The roster.
+    pub fn agents(&self) -> String {
+        self.key("agents")
+    }
+
+    /// One agent's hash.
+    pub fn agent(&self, id: &str) -> String {
+        self.key(&format!("agent:{id}"))
+    }
+
+    /// One agent's assigned tickets.
+    pub fn agent_tickets(&self, id: &str) -> String {
+        self.key(&format!("agent:{id}:tickets"))
+    }
+
+    /// One ticket's hash.
+    pub fn ticket(&self, id: &str) -> String {
+        self.key(&format!("ticket:{id}"))
+    }
+
+    /// The waiting queue of a language.
+    pub fn queue(&self, language: &str) -> String {
+        self.key(&format!("queue:{language}"))
+    }
+
+    /// Languages that have a queue.
+    pub fn queues(&self) -> String {
+        self.key("queues")
+    }
+
+    /// One offer's hash.
+    pub fn offer(&self, id: &str) -> String {
+        self.key(&format!("offer:{id}"))
+    }
+
+    /// Pending offers by deadline.
+    pub fn deadlines(&self) -> String {
+        self.key("deadlines")
+    }
+
+    /// Disconnected agents by end of grace.
+    pub fn grace(&self) -> String {
+        self.key("grace")
+    }
+
+    /// Gateway instances by heartbeat.
+    pub fn gateways(&self) -> String {
+        self.key("gateways")
+    }
+
+    /// The event stream; also the key every function call is routed by.
+    pub fn events(&self) -> String {
+        self.key("events")
+    }
+
+    /// The channel the gateways listen on.
+    pub fn push_channel(&self) -> String {
+        self.key("push")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_namespace_as_a_hash_tag() {
+        let k = Keys::new("blue");
+        for key in [
+            k.agents(),
+            k.agent("a-1"),
+            k.agent_tickets("a-1"),
+            k.ticket("t-1"),
+            k.queue("sv"),
+            k.deadlines(),
+            k.grace(),
+            k.events(),
+            k.push_channel(),
+        ] {
+            assert!(key.starts_with("{blue}:"), "{key}");
+        }
+        assert_ne!(Keys::new("a").events(), Keys::new("b").events());
+    }
+}

@@ -1,0 +1,144 @@
+//! The Redis store: one multiplexed connection manager, cloned, and the function library.
+//!
+//! Every state transition is a call to a function of `dispatch.lua` ([`Store::fcall`]); reads
+//! for the REST views are plain hash reads ([`read`]). The manager is lazy and reconnects by
+//! itself, so a service starts and stays up while Redis is away; calls fail with
+//! [`StoreError::Unavailable`] meanwhile, which handlers turn into 503s and `error` frames.
+
+mod ops;
+mod read;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, Value};
+
+use crate::error::ErrorCode;
+use crate::keys::Keys;
+
+pub use ops::{Candidate, CandidatePage, ConnectReply, NewTicketFields, ProfileFields};
+pub use read::{assigned_frame, pairs};
+
+/// The function library, loaded (with `REPLACE`) at start and again if Redis lost it.
+pub const LIBRARY: &str = include_str!("../dispatch.lua");
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis cannot be reached or failed; the caller answers 503.
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[from] redis::RedisError),
+    /// The transition is not allowed in the current state.
+    #[error("rejected: {0}")]
+    Rejected(ErrorCode),
+    /// Redis answered something we did not expect: a bug or a foreign writer.
+    #[error("unexpected reply from redis: {0}")]
+    Corrupt(String),
+}
+
+/// A handle on one namespace of one Redis; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A store for `namespace` on the Redis at `url`. Connects lazily: only a malformed URL fails.
+    pub fn open(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(Self {
+            client,
+            conn,
+            keys: Keys::new(namespace),
+        })
+    }
+
+    /// The key names of this namespace.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The underlying client, for dedicated connections (blocking reads, pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// A clone of the shared multiplexed connection, for plain commands.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Whether Redis answers a PING within a second.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), ping).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Loads (or replaces) the function library.
+    pub async fn load_library(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(LIBRARY)
+            .query_async::<String>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Calls `dispatch_<name>` with `args`; the reply's first word is `ok`-like or an error code.
+    pub async fn fcall(&self, name: &str, args: &[&str]) -> Result<Vec<String>, StoreError> {
+        let function = format!("dispatch_{name}");
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(&function).arg(1).arg(self.keys.events()).arg(args);
+        let mut conn = self.conn();
+        let value = match cmd.query_async::<Value>(&mut conn).await {
+            Err(e) if is_missing_function(&e) => {
+                tracing::warn!(%function, "function library missing (redis restarted?), reloading");
+                self.load_library().await?;
+                cmd.query_async::<Value>(&mut conn).await?
+            }
+            other => other?,
+        };
+        let words = Vec::<String>::from_redis_value(value)
+            .map_err(|e| StoreError::Corrupt(format!("{function}: {e}")))?;
+        match words.first().map(String::as_str) {
+            None => Err(StoreError::Corrupt(format!("{function}: empty reply"))),
+            Some(first) => match ErrorCode::from_name(first) {
+                Some(code) => Err(StoreError::Rejected(code)),
+                None => Ok(words),
+            },
+        }
+    }
+}
+
+fn is_missing_function(e: &redis::RedisError) -> bool {
+    e.to_string().contains("Function not found")
+}
+
+/// Parses a reply word as a number.
+fn num<T: std::str::FromStr>(what: &str, s: Option<&String>) -> Result<T, StoreError> {
+    s.and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{what}: not a number: {s:?}")))
+}
