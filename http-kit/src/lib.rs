@@ -1,1 +1,140 @@
-//! placeholder
+//! actix-web glue shared by `dispatcher` and `agent-app-api`.
+//!
+//! - [`ApiError`]: every error leaves as `application/problem+json` (RFC 9457) with the stable
+//!   `code` of [`shared::error::ErrorCode`]; a 5xx tells the client nothing internal.
+//! - [`Authenticated`]: the bearer-token extractor; a handler names the roles it admits in its
+//!   signature (`Authenticated<Admin>`, `Authenticated<Tickets>`, ...).
+//! - [`ValidJson`]: a JSON body checked for media type (415), size (413), syntax (400) and
+//!   values (422, naming the field).
+//! - [`health`]: `/healthz` and `/readyz`, and the 404/405 fallbacks.
+
+mod auth;
+mod body;
+mod health;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use shared::error::{ClientError, ErrorCode};
+use shared::store::StoreError;
+
+pub use auth::{bearer, Admin, AgentOnly, Allowed, Authenticated, Payroll, Tickets};
+pub use body::{BodyLimit, ValidJson};
+pub use health::{health, method_not_allowed, not_found};
+
+/// An error answered as a problem document.
+#[derive(Debug)]
+pub struct ApiError(pub ClientError);
+
+impl ApiError {
+    /// An error with `code` and `detail`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self(ClientError::new(code, detail))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self(client_error(e))
+    }
+}
+
+/// What a client is told about a store failure; the cause goes to the log, not the client.
+pub fn client_error(e: StoreError) -> ClientError {
+    match e {
+        StoreError::Rejected(code) => ClientError::new(code, rejected_detail(code)),
+        StoreError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "redis unavailable");
+            ClientError::new(
+                ErrorCode::Unavailable,
+                "the live state store is unavailable; retry shortly",
+            )
+        }
+        StoreError::Corrupt(cause) => {
+            tracing::error!(error = %cause, "unexpected store reply");
+            ClientError::new(ErrorCode::Internal, "internal error")
+        }
+    }
+}
+
+fn rejected_detail(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::AgentNotFound => "no agent with this id",
+        ErrorCode::TicketNotFound => "no such ticket, or not assigned to this agent",
+        ErrorCode::OfferNotFound => "no such offer for this agent",
+        ErrorCode::OfferExpired => "the offer has expired",
+        ErrorCode::TicketCompleted => "the ticket is already completed",
+        ErrorCode::InvalidStatusTransition => "this status cannot be set from the current one",
+        ErrorCode::IdempotencyKeyReused => {
+            "Idempotency-Key: this key was used with a different request body"
+        }
+        ErrorCode::IdempotencyKeyInProgress => {
+            "Idempotency-Key: a request with this key is still being processed"
+        }
+        _ => "the request conflicts with the current state",
+    }
+}
+
+/// The problem document of an error.
+pub fn problem(e: &ClientError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(serde_json::json!({
+            "type": format!("/problems/{}", e.code.as_str()),
+            "title": e.code.title(),
+            "status": e.code.status(),
+            "detail": e.detail,
+            "code": e.code.as_str(),
+        }))
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem(&self.0)
+    }
+}
+
+/// Path identifiers are parsed like body fields: a bad one is a 422 naming the field.
+pub fn parse_id<T: TryFrom<String, Error = String>>(field: &str, raw: String) -> Result<T, ApiError> {
+    T::try_from(raw).map_err(|e| ApiError(ClientError::field(field, e)))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -404,7 +404,7 @@ local function pending_offer_of(P, aid, oid, now)
   return o, nil
 end
 
--- The agent accepts. ARGV: agent id, offer id. Reply: 'ok', then the ticket's fields.
+-- The agent accepts. ARGV: agent id, offer id. Reply: 'ok', ticket id, then the ticket's fields.
 local function accept(keys, args)
   local P, now = prefix_of(keys), now_ms()
   local aid, oid = args[1], args[2]
@@ -423,7 +423,7 @@ local function accept(keys, args)
     'missed', '0', 'last_seen', fmt(now))
   reindex(P, aid, a)
   emit(P, now, 'ticket_assigned', {'ticket', o.ticket, 'agent', aid, 'offer', oid, 'shift', a.shift or ''})
-  local reply = {'ok'}
+  local reply = {'ok', o.ticket}
   for _, v in ipairs(ticket_reply(P, o.ticket)) do reply[#reply + 1] = v end
   return reply
 end

@@ -55,6 +55,8 @@ pub enum ErrorCode {
     BinaryFrame,
     /// `auth` sent when already authenticated, or another frame before `auth`.
     UnexpectedAuth,
+    /// A plain HTTP request reached the WebSocket endpoint.
+    UpgradeRequired,
     /// Redis (the live state) cannot be reached.
     Unavailable,
     /// PostgreSQL (the ledger) cannot be reached.
@@ -80,6 +82,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             InvalidField | IdempotencyKeyReused => 422,
+            UpgradeRequired => 426,
             Internal => 500,
             Unavailable | LedgerUnavailable => 503,
         }
@@ -112,6 +115,7 @@ impl ErrorCode {
             UnknownMessageType => "unknown_message_type",
             BinaryFrame => "binary_frame",
             UnexpectedAuth => "unexpected_auth",
+            UpgradeRequired => "upgrade_required",
             Unavailable => "unavailable",
             LedgerUnavailable => "ledger_unavailable",
             Internal => "internal",
@@ -130,6 +134,7 @@ impl ErrorCode {
             413 => "Payload too large",
             415 => "Unsupported media type",
             422 => "Unprocessable content",
+            426 => "Upgrade required",
             503 => "Service unavailable",
             _ => "Internal server error",
         }

@@ -19,21 +19,45 @@ use crate::keys::Keys;
 pub use ops::{Candidate, CandidatePage, ConnectReply, NewTicketFields, ProfileFields};
 pub use read::{assigned_frame, pairs};
 
+/// How often a gateway instance records that it is alive.
+pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);
+/// After how long without a heartbeat a gateway's connections count as dropped.
+pub const GATEWAY_SILENCE: Duration = Duration::from_secs(15);
+
 /// The function library, loaded (with `REPLACE`) at start and again if Redis lost it.
 pub const LIBRARY: &str = include_str!("../dispatch.lua");
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Redis cannot be reached or failed; the caller answers 503.
+    /// Redis cannot be reached; the caller answers 503.
     #[error("redis unavailable: {0}")]
-    Unavailable(#[from] redis::RedisError),
+    Unavailable(redis::RedisError),
     /// The transition is not allowed in the current state.
     #[error("rejected: {0}")]
     Rejected(ErrorCode),
     /// Redis answered something we did not expect: a bug or a foreign writer.
     #[error("unexpected reply from redis: {0}")]
     Corrupt(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    /// Connection-level failures mean "unavailable"; anything else (a script error, a reply of
+    /// the wrong type) is a bug, not an outage, and must not hide behind a 503.
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+            || e.code() == Some("LOADING")
+            || e.code() == Some("MASTERDOWN")
+        {
+            Self::Unavailable(e)
+        } else {
+            Self::Corrupt(e.to_string())
+        }
+    }
 }
 
 /// A handle on one namespace of one Redis; cheap to clone.

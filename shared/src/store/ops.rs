@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use super::read::{assigned_frame, pairs};
 use super::{num, Store, StoreError};
+use crate::protocol::AssignedFrame;
 use crate::domain::{
     AgentId, AgentProfile, AgentStatus, NewTicket, OfferId, Outcome, RequestedStatus, TicketId,
 };
@@ -260,13 +262,16 @@ impl Store {
         Ok((reply[0] == "offered").then(|| reply.get(1).cloned().unwrap_or_default()))
     }
 
-    /// The agent accepts an offer; returns the ticket's hash fields (for the `assigned` frame).
-    pub async fn accept(&self, agent: &AgentId, offer: &OfferId) -> Result<Vec<String>, StoreError> {
+    /// The agent accepts an offer; returns the `assigned` frame.
+    pub async fn accept(&self, agent: &AgentId, offer: &OfferId) -> Result<AssignedFrame, StoreError> {
         let mut reply = self
             .fcall("accept", &[agent.as_str(), offer.as_str()])
             .await?;
-        reply.remove(0);
-        Ok(reply)
+        if reply.len() < 2 {
+            return Err(StoreError::Corrupt("accept: no ticket".into()));
+        }
+        let fields = reply.split_off(2);
+        Ok(assigned_frame(&reply[1], &pairs(fields)))
     }
 
     /// The agent declines an offer.

@@ -108,6 +108,9 @@ impl Store {
     }
 
     async fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentView>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hgetall(self.keys.agent(id))
@@ -164,6 +167,9 @@ impl Store {
 
     /// The `assigned` frames of tickets, in the order given (unknown ids are skipped).
     pub async fn assigned_frames(&self, ids: &[String]) -> Result<Vec<AssignedFrame>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hgetall(self.keys.ticket(id));

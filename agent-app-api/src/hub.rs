@@ -1,0 +1,186 @@
+//! The connection hub: which agent's live connection this instance holds, owned by one task.
+//!
+//! Connections register their outbound channel; pushes from Redis are delivered through the hub.
+//! Every channel is bounded: a client too slow to drain its frames is disconnected (its offers
+//! lapse and are re-routed) rather than allowed to grow this process's memory.
+
+use std::collections::HashMap;
+
+use shared::protocol::Push;
+use tokio::sync::mpsc;
+
+/// How many frames may wait for one slow client before it is dropped.
+pub const OUTBOUND_CAPACITY: usize = 64;
+/// How many commands may wait for the hub.
+const HUB_CAPACITY: usize = 8192;
+
+/// What the hub sends a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A text frame to send as is; `offer_id` is set for an `offer` frame.
+    Frame {
+        /// The frame.
+        text: String,
+        /// The offer it carries, if it is an offer.
+        offer_id: Option<String>,
+    },
+    /// Close with this code (4009 replaced, 4003 removed, 1008 too slow).
+    Close(u16),
+}
+
+#[derive(Debug)]
+enum Command {
+    Register {
+        agent: String,
+        conn: String,
+        tx: mpsc::Sender<Outbound>,
+    },
+    Unregister {
+        agent: String,
+        conn: String,
+    },
+    Deliver(Push),
+}
+
+/// A clonable handle on the hub task.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Hub {
+    /// Starts the hub task; it ends when every handle is dropped.
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel(HUB_CAPACITY);
+        tokio::spawn(run(rx));
+        Self { tx }
+    }
+
+    /// Makes `conn` the agent's connection on this instance; an older one here is told 4009.
+    pub async fn register(&self, agent: &str, conn: &str, tx: mpsc::Sender<Outbound>) {
+        let cmd = Command::Register {
+            agent: agent.to_owned(),
+            conn: conn.to_owned(),
+            tx,
+        };
+        let _ = self.tx.send(cmd).await;
+    }
+
+    /// Forgets `conn` (only if it is still the agent's connection here).
+    pub async fn unregister(&self, agent: &str, conn: &str) {
+        let cmd = Command::Unregister {
+            agent: agent.to_owned(),
+            conn: conn.to_owned(),
+        };
+        let _ = self.tx.send(cmd).await;
+    }
+
+    /// Delivers a push to the agent's connection, if this instance holds it.
+    pub async fn deliver(&self, push: Push) {
+        let _ = self.tx.send(Command::Deliver(push)).await;
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Command>) {
+    let mut live: HashMap<String, (String, mpsc::Sender<Outbound>)> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Register { agent, conn, tx } => {
+                if let Some((old_conn, old)) = live.insert(agent, (conn.clone(), tx)) {
+                    if old_conn != conn {
+                        let _ = old.try_send(Outbound::Close(4009));
+                    }
+                }
+            }
+            Command::Unregister { agent, conn } => {
+                if live.get(&agent).is_some_and(|(c, _)| *c == conn) {
+                    live.remove(&agent);
+                }
+            }
+            Command::Deliver(push) => {
+                let Some((conn, tx)) = live.get(push.agent()) else {
+                    continue;
+                };
+                let out = match &push {
+                    Push::Close { conn: target, code, .. } => {
+                        if target != conn {
+                            continue;
+                        }
+                        Outbound::Close(*code)
+                    }
+                    other => match other.to_server_message() {
+                        Some(msg) => Outbound::Frame {
+                            text: msg.to_text(None),
+                            offer_id: match other {
+                                Push::Offer { offer_id, .. } => Some(offer_id.clone()),
+                                _ => None,
+                            },
+                        },
+                        None => continue,
+                    },
+                };
+                if tx.try_send(out).is_err() {
+                    tracing::warn!(agent = push.agent(), "client too slow to take its frames; dropping it");
+                    let agent = push.agent().to_owned();
+                    if let Some((_, tx)) = live.remove(&agent) {
+                        // The connection task notices the closed channel and hangs up.
+                        drop(tx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::AgentStatus;
+    use shared::protocol::StatusReason;
+
+    #[tokio::test]
+    async fn pushes_reach_the_registered_connection_only() {
+        let hub = Hub::start();
+        let (tx, mut rx) = mpsc::channel(4);
+        hub.register("a", "c1", tx).await;
+        hub.deliver(Push::Status {
+            agent: "a".into(),
+            status: AgentStatus::Away,
+            reason: StatusReason::MissedOffers,
+        })
+        .await;
+        hub.deliver(Push::Status {
+            agent: "b".into(),
+            status: AgentStatus::Away,
+            reason: StatusReason::MissedOffers,
+        })
+        .await;
+        let Some(Outbound::Frame { text, .. }) = rx.recv().await else {
+            panic!("a frame was expected");
+        };
+        assert!(text.contains("\"missed_offers\""));
+        hub.deliver(Push::Close {
+            agent: "a".into(),
+            conn: "other".into(),
+            code: 4009,
+        })
+        .await;
+        hub.deliver(Push::Close {
+            agent: "a".into(),
+            conn: "c1".into(),
+            code: 4009,
+        })
+        .await;
+        assert_eq!(rx.recv().await, Some(Outbound::Close(4009)));
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_here_replaces_the_first() {
+        let hub = Hub::start();
+        let (tx1, mut rx1) = mpsc::channel(4);
+        let (tx2, _rx2) = mpsc::channel(4);
+        hub.register("a", "c1", tx1).await;
+        hub.register("a", "c2", tx2).await;
+        assert_eq!(rx1.recv().await, Some(Outbound::Close(4009)));
+    }
+}

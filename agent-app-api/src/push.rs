@@ -1,0 +1,72 @@
+//! The gateway's links to Redis besides commands: the push subscription and the heartbeat.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use shared::protocol::Push;
+use shared::store::{Store, GATEWAY_HEARTBEAT};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+
+/// Delivers every push of the namespace to the hub until `shutdown`, resubscribing after errors.
+/// A push lost while disconnected is harmless: its offer lapses and is re-routed.
+pub async fn subscribe(store: Store, hub: Hub, shutdown: CancellationToken) {
+    let channel = store.keys().push_channel();
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match store.client().get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if let Err(e) = pubsub.subscribe(&channel).await {
+                    tracing::warn!(error = %e, "cannot subscribe to pushes");
+                } else {
+                    backoff = Duration::from_millis(100);
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            msg = messages.next() => match msg {
+                                None => break,
+                                Some(msg) => match serde_json::from_slice::<Push>(msg.get_payload_bytes()) {
+                                    Ok(push) => hub.deliver(push).await,
+                                    Err(e) => tracing::error!(error = %e, "unreadable push"),
+                                },
+                            }
+                        }
+                    }
+                    tracing::warn!("push subscription lost; resubscribing");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "redis unavailable for pushes"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Records this instance as alive every [`GATEWAY_HEARTBEAT`], so that if it dies the
+/// dispatchers treat its connections as dropped. On shutdown, withdraws the record.
+pub async fn heartbeat(store: Store, instance: String, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(GATEWAY_HEARTBEAT);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let beat = async {
+            let now = store.now_ms().await?;
+            let mut conn = store.conn();
+            let _: i64 = conn.zadd(store.keys().gateways(), &instance, now).await?;
+            Ok::<_, shared::store::StoreError>(())
+        };
+        if let Err(e) = beat.await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+    }
+    let mut conn = store.conn();
+    let _: Result<i64, _> = conn.zrem(store.keys().gateways(), &instance).await;
+}

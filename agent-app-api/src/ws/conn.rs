@@ -1,0 +1,343 @@
+//! One agent connection: authentication, `welcome`, then frames both ways until it closes.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use serde_json::Value;
+use shared::domain::AgentId;
+use shared::error::{ClientError, ErrorCode};
+use shared::protocol::{parse_client_frame, ClientMessage, ServerMessage, StatusReason};
+use shared::store::StoreError;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Gateway, Refusal};
+use crate::hub::{Outbound, OUTBOUND_CAPACITY};
+
+/// How long a browser has to send its `auth` frame.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client silent (no pong, no frame) this long is gone.
+const SILENCE: Duration = Duration::from_secs(60);
+/// Bad frames allowed per [`BAD_FRAME_WINDOW`] before closing with 4008.
+const BAD_FRAME_LIMIT: usize = 20;
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
+
+const NOT_AUTHENTICATED: u16 = 4001;
+const NOT_ALLOWED: u16 = 4003;
+const TOO_MANY_BAD_FRAMES: u16 = 4008;
+
+fn reason(code: u16, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code: CloseCode::from(code),
+        description: Some(description.to_owned()),
+    })
+}
+
+/// Runs a connection to its end.
+pub async fn run(
+    gw: Arc<Gateway>,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    preauth: Option<AgentId>,
+) {
+    let agent = match preauth {
+        Some(agent) => agent,
+        None => match first_frame_auth(&gw, &mut session, &mut stream).await {
+            Ok(agent) => agent,
+            Err(close) => {
+                let _ = session.close(close).await;
+                return;
+            }
+        },
+    };
+    let conn_id = format!("c-{}", uuid::Uuid::new_v4().simple());
+    let span = tracing::info_span!("ws", agent_id = %agent, conn = %conn_id);
+    let _guard = span.enter();
+    let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    gw.hub.register(agent.as_str(), &conn_id, tx).await;
+    let mut conn = Connection {
+        gw: gw.clone(),
+        agent,
+        conn_id,
+        session,
+        bad_frames: VecDeque::new(),
+        welcomed_offer: None,
+    };
+    let close = match conn.welcome().await {
+        Ok(()) => conn.serve(stream, rx).await,
+        Err(close) => close,
+    };
+    let Connection {
+        gw,
+        agent,
+        conn_id,
+        session,
+        ..
+    } = conn;
+    let _ = session.close(close).await;
+    gw.hub.unregister(agent.as_str(), &conn_id).await;
+    tokio::spawn(release(gw, agent, conn_id));
+}
+
+/// Tells Redis the connection is gone, retrying while Redis is away (the agent would otherwise
+/// look connected until it comes back).
+async fn release(gw: Arc<Gateway>, agent: AgentId, conn_id: String) {
+    let mut backoff = Duration::from_millis(200);
+    for _ in 0..30 {
+        match gw.store.disconnect(&agent, &conn_id, gw.grace).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(agent_id = %agent, error = %e, "could not record the disconnect yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Waits for the browser's `auth` frame.
+async fn first_frame_auth(
+    gw: &Gateway,
+    session: &mut Session,
+    stream: &mut AggregatedMessageStream,
+) -> Result<AgentId, Option<CloseReason>> {
+    let deadline = Instant::now() + AUTH_TIMEOUT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, stream.recv())
+            .await
+            .map_err(|_| reason(NOT_AUTHENTICATED, "no auth frame within 10 s"))?;
+        match msg {
+            Some(Ok(AggregatedMessage::Text(text))) => {
+                let token = match parse_client_frame(&text) {
+                    Ok((ClientMessage::Auth(auth), _)) => auth.token,
+                    _ => return Err(reason(NOT_AUTHENTICATED, "the first frame must be auth")),
+                };
+                return match gw.authorize(&token).await {
+                    Ok(agent) => Ok(agent),
+                    Err(Refusal::Unauthenticated(e)) => Err(reason(NOT_AUTHENTICATED, &e.detail)),
+                    Err(Refusal::Forbidden(e)) => Err(reason(NOT_ALLOWED, &e.detail)),
+                    Err(Refusal::Unavailable(e)) => {
+                        let _ = session.text(ServerMessage::error(&e).to_text(None)).await;
+                        Err(reason(1013, "try again later"))
+                    }
+                };
+            }
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                let _ = session.pong(&bytes).await;
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => {}
+            Some(Ok(AggregatedMessage::Close(_))) | None => return Err(None),
+            Some(Ok(AggregatedMessage::Binary(_))) | Some(Err(_)) => {
+                return Err(reason(NOT_AUTHENTICATED, "the first frame must be auth"))
+            }
+        }
+    }
+}
+
+struct Connection {
+    gw: Arc<Gateway>,
+    agent: AgentId,
+    conn_id: String,
+    session: Session,
+    bad_frames: VecDeque<Instant>,
+    /// The offer sent in `welcome`: its push, if queued meanwhile, is not sent twice.
+    welcomed_offer: Option<String>,
+}
+
+impl Connection {
+    /// Binds the connection in Redis and sends `welcome`.
+    async fn welcome(&mut self) -> Result<(), Option<CloseReason>> {
+        let store = &self.gw.store;
+        let built = async {
+            let reply = store
+                .connect(&self.agent, &self.conn_id, &self.gw.instance)
+                .await?;
+            let now = store.now_ms().await?;
+            let pending_offer = match &reply.offer_id {
+                Some(offer) => store.offer_frame(offer, now).await?,
+                None => None,
+            };
+            let active_tickets = store.assigned_frames(&reply.tickets).await?;
+            Ok::<_, StoreError>(ServerMessage::Welcome {
+                agent_id: self.agent.to_string(),
+                status: reply.status,
+                shift_id: reply.shift_id,
+                active_tickets,
+                pending_offer,
+                server_time: shared::domain::Timestamp::from_millis(now),
+            })
+        };
+        let welcome = match built.await {
+            Ok(w) => w,
+            Err(StoreError::Rejected(ErrorCode::AgentNotFound)) => {
+                return Err(reason(NOT_ALLOWED, "this agent is not on the roster"))
+            }
+            Err(e) => {
+                let e = http_kit::client_error(e);
+                let _ = self.session.text(ServerMessage::error(&e).to_text(None)).await;
+                return Err(reason(1013, "try again later"));
+            }
+        };
+        if let ServerMessage::Welcome {
+            pending_offer: Some(offer),
+            ..
+        } = &welcome
+        {
+            self.welcomed_offer = Some(offer.offer_id.clone());
+        }
+        tracing::info!("agent connected");
+        self.send(&welcome, None).await.map_err(|()| None)
+    }
+
+    async fn send(&mut self, msg: &ServerMessage, reference: Option<&Value>) -> Result<(), ()> {
+        self.session.text(msg.to_text(reference)).await.map_err(drop)
+    }
+
+    /// Relays frames both ways until the connection ends; returns how to close it.
+    async fn serve(
+        &mut self,
+        mut stream: AggregatedMessageStream,
+        mut rx: mpsc::Receiver<Outbound>,
+    ) -> Option<CloseReason> {
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let mut last_heard = Instant::now();
+        let shutdown = self.gw.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return reason(1001, "server restarting; reconnect"),
+                out = rx.recv() => match out {
+                    Some(Outbound::Frame { text, offer_id }) => {
+                        if offer_id.is_some() && offer_id == self.welcomed_offer {
+                            self.welcomed_offer = None;
+                            continue;
+                        }
+                        if self.session.text(text).await.is_err() {
+                            return None;
+                        }
+                    }
+                    Some(Outbound::Close(4009)) => return reason(4009, "replaced by a newer connection"),
+                    Some(Outbound::Close(code)) => return reason(code, "removed from the roster"),
+                    None => return reason(1008, "too slow to read its frames"),
+                },
+                msg = stream.recv() => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None => return None,
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            if let Some(close) = self.on_text(&text).await {
+                                return close;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            let e = ClientError::new(ErrorCode::BinaryFrame, "only JSON text frames are accepted");
+                            if let Some(close) = self.bad_frame(e, None).await {
+                                return close;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            if self.session.pong(&bytes).await.is_err() {
+                                return None;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) => return reason(1000, "bye"),
+                        Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                            return reason(1009, "frames are limited to 64 KiB");
+                        }
+                        Some(Err(actix_ws::ProtocolError::Io(e))) if e.kind() != std::io::ErrorKind::InvalidData
+                            && !e.to_string().contains("continuation size") => return None,
+                        Some(Err(actix_ws::ProtocolError::Io(e))) => {
+                            let why = if e.kind() == std::io::ErrorKind::InvalidData {
+                                "a text frame must be valid UTF-8"
+                            } else {
+                                "frames are limited to 64 KiB"
+                            };
+                            let e = ClientError::new(ErrorCode::MalformedFrame, why);
+                            if let Some(close) = self.bad_frame(e, None).await {
+                                return close;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "protocol error");
+                            return reason(1002, "protocol error");
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > SILENCE {
+                        return reason(1001, "no answer to pings");
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a bad frame; past the budget, closes with 4008.
+    async fn bad_frame(&mut self, e: ClientError, reference: Option<Value>) -> Option<Option<CloseReason>> {
+        let now = Instant::now();
+        while self
+            .bad_frames
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW)
+        {
+            self.bad_frames.pop_front();
+        }
+        self.bad_frames.push_back(now);
+        if self.bad_frames.len() > BAD_FRAME_LIMIT {
+            return Some(reason(TOO_MANY_BAD_FRAMES, "too many bad frames"));
+        }
+        self.send(&ServerMessage::error(&e), reference.as_ref())
+            .await
+            .err()
+            .map(|()| None)
+    }
+
+    /// Handles one text frame; `Some` means close.
+    async fn on_text(&mut self, text: &str) -> Option<Option<CloseReason>> {
+        let (msg, reference) = match parse_client_frame(text) {
+            Ok(parsed) => parsed,
+            Err(bad) => return self.bad_frame(bad.error, bad.reference).await,
+        };
+        let store = self.gw.store.clone();
+        let reply = match msg {
+            ClientMessage::Auth(_) => {
+                let e = ClientError::new(ErrorCode::UnexpectedAuth, "already authenticated");
+                return self.bad_frame(e, reference).await;
+            }
+            ClientMessage::SetStatus(s) => store
+                .set_status(&self.agent, s.status)
+                .await
+                .map(|(status, _)| {
+                    Some(ServerMessage::Status {
+                        status,
+                        reason: StatusReason::Requested,
+                    })
+                }),
+            ClientMessage::Accept(a) => store
+                .accept(&self.agent, &a.offer_id)
+                .await
+                .map(|frame| Some(ServerMessage::Assigned(frame))),
+            ClientMessage::Decline(d) => store
+                .decline(&self.agent, &d.offer_id, d.reason.as_deref())
+                .await
+                .map(|()| None),
+            ClientMessage::Complete(c) => store
+                .complete(&self.agent, &c.ticket_id, c.outcome, c.note.as_deref())
+                .await
+                .map(|()| None),
+        };
+        let frame = match reply {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(e) => ServerMessage::error(&http_kit::client_error(e)),
+        };
+        self.send(&frame, reference.as_ref()).await.err().map(|()| None)
+    }
+}

@@ -1,0 +1,83 @@
+//! The roster (API.md §3), for operators.
+
+use actix_web::{web, HttpResponse};
+use http_kit::{parse_id, Admin, ApiError, Authenticated, ValidJson};
+use serde::Deserialize;
+use shared::domain::{AgentId, AgentProfile, AgentStatus};
+use shared::error::ErrorCode;
+use shared::store::{ProfileFields, Store};
+
+use crate::geofence::Geofences;
+
+fn agent_id(path: web::Path<String>) -> Result<AgentId, ApiError> {
+    parse_id("agent_id", path.into_inner())
+}
+
+fn not_found(id: &AgentId) -> ApiError {
+    ApiError::new(ErrorCode::AgentNotFound, format!("no agent {id}"))
+}
+
+/// `PUT /v1/agents/{agent_id}`: creates (201) or replaces (200) a profile.
+pub async fn put(
+    _auth: Authenticated<Admin>,
+    path: web::Path<String>,
+    body: ValidJson<AgentProfile>,
+    store: web::Data<Store>,
+    fences: web::Data<Geofences>,
+) -> Result<HttpResponse, ApiError> {
+    let id = agent_id(path)?;
+    let profile = body.value;
+    let regions = profile
+        .location
+        .map(|l| fences.containing(l.lat(), l.lon()))
+        .unwrap_or_default();
+    let created = store
+        .put_agent(&id, &ProfileFields::new(&profile, &regions))
+        .await?;
+    let view = store.agent(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// `GET /v1/agents/{agent_id}`: the profile with its live state.
+pub async fn get(
+    _auth: Authenticated<Admin>,
+    path: web::Path<String>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, ApiError> {
+    let id = agent_id(path)?;
+    let view = store.agent(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The query of `GET /v1/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<AgentStatus>,
+}
+
+/// `GET /v1/agents[?status=…]`.
+pub async fn list(
+    _auth: Authenticated<Admin>,
+    query: Result<web::Query<ListQuery>, actix_web::Error>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))?;
+    let agents = store.agents(query.status).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
+}
+
+/// `DELETE /v1/agents/{agent_id}`: closes its connection, ends its shift, requeues its work.
+pub async fn delete(
+    _auth: Authenticated<Admin>,
+    path: web::Path<String>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, ApiError> {
+    let id = agent_id(path)?;
+    store.remove_agent(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

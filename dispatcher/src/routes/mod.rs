@@ -1,0 +1,26 @@
+//! HTTP routes of the dispatcher: one module per resource. Handlers are thin: extract (the role
+//! is in the signature), call the store, map the result.
+
+pub mod agents;
+pub mod tickets;
+
+use actix_web::web;
+use http_kit::method_not_allowed;
+
+/// Registers every `/v1` route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path.to_owned()).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/v1/agents").route(web::get().to(agents::list)))
+        .service(
+            resource("/v1/agents/{agent_id}")
+                .route(web::put().to(agents::put))
+                .route(web::get().to(agents::get))
+                .route(web::delete().to(agents::delete)),
+        )
+        .service(resource("/v1/tickets").route(web::post().to(tickets::create)))
+        .service(
+            resource("/v1/tickets/{ticket_id}")
+                .route(web::get().to(tickets::get))
+                .route(web::delete().to(tickets::cancel)),
+        );
+}

@@ -1,0 +1,119 @@
+//! Tickets (API.md §4), for the escalation engine.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use http_kit::{parse_id, ApiError, Authenticated, Tickets, ValidJson};
+use sha2::{Digest, Sha256};
+use shared::domain::{NewTicket, TicketId, MAX_CONTEXT_BYTES};
+use shared::error::{ClientError, ErrorCode};
+use shared::store::{NewTicketFields, Store};
+
+use crate::geofence::Geofences;
+
+fn ticket_id(path: web::Path<String>) -> Result<TicketId, ApiError> {
+    parse_id("ticket_id", path.into_inner())
+}
+
+fn not_found(id: &TicketId) -> ApiError {
+    ApiError::new(ErrorCode::TicketNotFound, format!("no ticket {id}"))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The `Idempotency-Key` header, if present: 1 to 255 characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError(ClientError::field("Idempotency-Key", "must be visible ASCII"))
+    })?;
+    if key.is_empty() || key.chars().count() > 255 {
+        return Err(ApiError(ClientError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Checks what the types cannot: the region exists and the context fits.
+fn check(ticket: &NewTicket, fences: &Geofences) -> Result<(), ApiError> {
+    if let Some(region) = &ticket.region {
+        if !fences.has(region.as_str()) {
+            return Err(ApiError(ClientError::field(
+                "region",
+                format!("no geofence named {region:?}"),
+            )));
+        }
+    }
+    if let Some(context) = &ticket.context {
+        let size = serde_json::to_vec(context).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_CONTEXT_BYTES {
+            return Err(ApiError(ClientError::field(
+                "context",
+                format!("is {size} bytes, at most {MAX_CONTEXT_BYTES} allowed"),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/tickets`: 201 with the new ticket, or 200 with the first one for a repeated
+/// `Idempotency-Key` and body.
+pub async fn create(
+    _auth: Authenticated<Tickets>,
+    req: HttpRequest,
+    body: ValidJson<NewTicket>,
+    store: web::Data<Store>,
+    fences: web::Data<Geofences>,
+) -> Result<HttpResponse, ApiError> {
+    check(&body.value, &fences)?;
+    let key = idempotency_key(&req)?;
+    let idempotency = key.as_deref().map(|k| {
+        (
+            sha256(k.as_bytes()),
+            // serde_json's map keeps keys sorted, so equal bodies hash equally.
+            sha256(body.raw.to_string().as_bytes()),
+        )
+    });
+    let (id, created) = store
+        .create_ticket(
+            &TicketId::generate(),
+            idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str())),
+            &NewTicketFields::new(&body.value),
+        )
+        .await?;
+    let id = parse_id::<TicketId>("ticket_id", id)?;
+    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
+    tracing::info!(ticket_id = %id, created, "ticket posted");
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// `GET /v1/tickets/{ticket_id}`.
+pub async fn get(
+    _auth: Authenticated<Tickets>,
+    path: web::Path<String>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ticket_id(path)?;
+    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `DELETE /v1/tickets/{ticket_id}`: cancels; 409 once completed.
+pub async fn cancel(
+    _auth: Authenticated<Tickets>,
+    path: web::Path<String>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ticket_id(path)?;
+    store.cancel_ticket(&id).await?;
+    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,130 @@
+//! Building and running the dispatcher: binds its own listener (port 0 in tests), starts the
+//! event consumer and the timers, and stops all of them on the shutdown signal it is given.
+
+use std::future::Future;
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use http_kit::{health, not_found, BodyLimit};
+use shared::config::{ConfigError, Settings};
+use shared::store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::geofence::Geofences;
+use crate::matcher::Matcher;
+use crate::routes;
+use crate::timers::Timers;
+
+/// Why the dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A configuration value is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address cannot be bound.
+    #[error("DISPATCHER_LISTEN: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running dispatcher.
+pub struct Application {
+    port: u16,
+    server: Server,
+    workers: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Validates the settings, binds the listener and starts every loop.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let verifier = settings.verifier()?;
+        let fences = match &settings.geofences_file {
+            Some(path) => Geofences::load(path).map_err(|e| ConfigError::new("GEOFENCES_FILE", e))?,
+            None => Geofences::default(),
+        };
+        let store = Store::open(&settings.redis_url, &settings.namespace)
+            .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?;
+        if let Err(e) = store.load_library().await {
+            tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
+        }
+        let listener = TcpListener::bind(&settings.dispatcher_listen).map_err(|source| {
+            StartupError::Bind {
+                addr: settings.dispatcher_listen.clone(),
+                source,
+            }
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+
+        let data = (
+            web::Data::new(store.clone()),
+            web::Data::new(verifier),
+            web::Data::new(fences),
+            web::Data::new(BodyLimit::default()),
+        );
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.0.clone())
+                .app_data(data.1.clone())
+                .app_data(data.2.clone())
+                .app_data(data.3.clone())
+                .configure(health)
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.dispatcher_listen.clone(),
+            source,
+        })?
+        .disable_signals()
+        .shutdown_timeout(10)
+        .run();
+
+        let shutdown = CancellationToken::new();
+        let matcher = Matcher::new(store.clone(), settings.offer_timeout);
+        let consumer = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
+        let timers = Timers {
+            store,
+            matcher: matcher.clone(),
+            missed_before_away: settings.missed_offers_before_away,
+            grace: settings.disconnect_grace,
+        };
+        let workers = vec![
+            tokio::spawn(matcher.run(consumer, shutdown.clone())),
+            tokio::spawn(timers.run(shutdown.clone())),
+        ];
+        tracing::info!(port, namespace = %settings.namespace, "dispatcher listening");
+        Ok(Self {
+            port,
+            server,
+            workers,
+            shutdown,
+        })
+    }
+
+    /// The port the HTTP server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `stop` resolves, then drains: in-flight requests finish, loops stop.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        stop.await;
+        tracing::info!("shutting down: draining requests");
+        handle.stop(true).await;
+        self.shutdown.cancel();
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        server.await.map_err(std::io::Error::other)?
+    }
+}

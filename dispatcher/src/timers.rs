@@ -1,0 +1,94 @@
+//! The clocks of dispatch: offer deadlines, grace periods, silent gateways and the queue sweep.
+//!
+//! Deadlines live in Redis sorted sets, so every dispatcher instance runs this loop and whichever
+//! gets there first lapses an offer: an offer outlives the instance that made it. Each step is a
+//! function call that is atomic and idempotent, so instances running it together do no harm.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use shared::store::{Store, StoreError, GATEWAY_SILENCE};
+use tokio_util::sync::CancellationToken;
+
+use crate::matcher::Matcher;
+
+/// How often deadlines are checked: the most an offer can outlive its deadline.
+const TICK: Duration = Duration::from_millis(100);
+/// How many offers or grace periods one call ends at most.
+const BATCH: u32 = 500;
+/// How often silent gateways are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(2);
+/// How often queue heads are re-routed.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// What the timers need.
+#[derive(Debug, Clone)]
+pub struct Timers {
+    /// The store.
+    pub store: Store,
+    /// The matcher, for the queue sweep.
+    pub matcher: Matcher,
+    /// `MISSED_OFFERS_BEFORE_AWAY`.
+    pub missed_before_away: u32,
+    /// `DISCONNECT_GRACE_SECS`.
+    pub grace: Duration,
+}
+
+impl Timers {
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_reap = tokio::time::Instant::now();
+        let mut last_sweep = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.deadlines().await {
+                tracing::debug!(error = %e, "deadline check failed");
+                continue;
+            }
+            if last_reap.elapsed() >= REAP_EVERY {
+                last_reap = tokio::time::Instant::now();
+                if let Err(e) = self.reap_gateways().await {
+                    tracing::warn!(error = %e, "gateway reaping failed");
+                }
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = tokio::time::Instant::now();
+                if let Err(e) = self.matcher.sweep_queues(16).await {
+                    tracing::warn!(error = %e, "queue sweep failed");
+                }
+            }
+        }
+    }
+
+    /// Lapses due offers and ends due grace periods.
+    pub async fn deadlines(&self) -> Result<(), StoreError> {
+        while self
+            .store
+            .expire_offers(BATCH, self.missed_before_away)
+            .await?
+            == BATCH
+        {}
+        while self.store.expire_grace(BATCH).await? == BATCH {}
+        Ok(())
+    }
+
+    /// Treats the connections of gateways silent for [`GATEWAY_SILENCE`] as dropped.
+    pub async fn reap_gateways(&self) -> Result<(), StoreError> {
+        let now = self.store.now_ms().await?;
+        let cutoff = now - i64::try_from(GATEWAY_SILENCE.as_millis()).unwrap_or(i64::MAX);
+        let mut conn = self.store.conn();
+        let silent: Vec<String> = conn
+            .zrangebyscore(self.store.keys().gateways(), "-inf", cutoff)
+            .await?;
+        for instance in silent {
+            let n = self.store.reap_gateway(&instance, self.grace).await?;
+            tracing::warn!(%instance, connections = n, "gateway instance went silent; its connections count as dropped");
+        }
+        Ok(())
+    }
+}
