@@ -102,7 +102,9 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                     continue;
                 };
                 let out = match &push {
-                    Push::Close { conn: target, code, .. } => {
+                    Push::Close {
+                        conn: target, code, ..
+                    } => {
                         if target != conn {
                             continue;
                         }
@@ -120,7 +122,10 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                     },
                 };
                 if tx.try_send(out).is_err() {
-                    tracing::warn!(agent = push.agent(), "client too slow to take its frames; dropping it");
+                    tracing::warn!(
+                        agent = push.agent(),
+                        "client too slow to take its frames; dropping it"
+                    );
                     let agent = push.agent().to_owned();
                     if let Some((_, tx)) = live.remove(&agent) {
                         // The connection task notices the closed channel and hangs up.

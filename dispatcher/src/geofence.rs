@@ -100,6 +100,8 @@ mod tests {
             .contains("name"));
         let point = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"p"},
           "geometry":{"type":"Point","coordinates":[1,2]}}]}"#;
-        assert!(Geofences::parse(point).expect_err("point").contains("Polygon"));
+        assert!(Geofences::parse(point)
+            .expect_err("point")
+            .contains("Polygon"));
     }
 }

@@ -34,7 +34,10 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dispatcher: cannot start the runtime: {e}");
@@ -85,7 +88,9 @@ fn mint_token(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     let Ok(secret) = std::env::var("JWT_SECRET") else {
-        eprintln!("dispatcher: JWT_SECRET: mint-token signs with the HS256 secret, which is not set");
+        eprintln!(
+            "dispatcher: JWT_SECRET: mint-token signs with the HS256 secret, which is not set"
+        );
         return ExitCode::from(2);
     };
     let audience = std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "dispatch".into());

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
 use redis::{AsyncCommands, Value};
 use shared::domain::OfferId;
 use shared::store::{Candidate, Store, StoreError};
@@ -148,7 +150,11 @@ impl Matcher {
         }
     }
 
-    async fn consume(&self, consumer: &str, shutdown: &CancellationToken) -> Result<(), StoreError> {
+    async fn consume(
+        &self,
+        consumer: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StoreError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
@@ -175,7 +181,8 @@ impl Matcher {
                 conn.xread_options(&[&stream], &[">"], &read).await?;
             for key in reply.map(|r| r.keys).unwrap_or_default() {
                 for entry in key.ids {
-                    self.handle_entry(&mut conn, &stream, &entry.id, &entry.map).await?;
+                    self.handle_entry(&mut conn, &stream, &entry.id, &entry.map)
+                        .await?;
                 }
             }
             if last_claim.elapsed() >= CLAIM_IDLE / 3 {
@@ -200,7 +207,8 @@ impl Matcher {
             .await?;
         for entry in reply.claimed {
             tracing::info!(id = %entry.id, "handling an event abandoned by another instance");
-            self.handle_entry(conn, stream, &entry.id, &entry.map).await?;
+            self.handle_entry(conn, stream, &entry.id, &entry.map)
+                .await?;
         }
         Ok(())
     }
@@ -214,7 +222,11 @@ impl Matcher {
     ) -> Result<(), StoreError> {
         let fields: HashMap<String, String> = map
             .iter()
-            .filter_map(|(k, v)| redis::from_redis_value_ref::<String>(v).ok().map(|v| (k.clone(), v)))
+            .filter_map(|(k, v)| {
+                redis::from_redis_value_ref::<String>(v)
+                    .ok()
+                    .map(|v| (k.clone(), v))
+            })
             .collect();
         match self.handle(&fields).await {
             Ok(()) => {}

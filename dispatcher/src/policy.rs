@@ -75,7 +75,13 @@ mod tests {
     }
 
     fn candidate() -> impl Strategy<Value = Candidate> {
-        ("[a-e]{1,2}", 0u32..4, 0i64..5, 0u32..6, prop::bool::weighted(0.1))
+        (
+            "[a-e]{1,2}",
+            0u32..4,
+            0i64..5,
+            0u32..6,
+            prop::bool::weighted(0.1),
+        )
             .prop_map(|(id, active, idle, level, pref)| c(&id, active, idle, level, pref))
     }
 

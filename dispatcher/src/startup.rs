@@ -46,7 +46,9 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let verifier = settings.verifier()?;
         let fences = match &settings.geofences_file {
-            Some(path) => Geofences::load(path).map_err(|e| ConfigError::new("GEOFENCES_FILE", e))?,
+            Some(path) => {
+                Geofences::load(path).map_err(|e| ConfigError::new("GEOFENCES_FILE", e))?
+            }
             None => Geofences::default(),
         };
         let store = Store::open(&settings.redis_url, &settings.namespace)

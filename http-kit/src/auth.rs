@@ -65,7 +65,9 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ClientError> {
     };
     let value = header.to_str().unwrap_or_default().trim();
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
         _ => Err(ClientError::new(

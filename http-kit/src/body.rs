@@ -41,7 +41,8 @@ fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses `value` into `T`, naming the field at fault.
@@ -91,7 +92,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::new(ErrorCode::MalformedJson, format!("the body could not be read: {e}"))
+                    ApiError::new(
+                        ErrorCode::MalformedJson,
+                        format!("the body could not be read: {e}"),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large());
@@ -99,7 +103,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                 body.extend_from_slice(&chunk);
             }
             let raw: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {e}"))
+                ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {e}"),
+                )
             })?;
             if !raw.is_object() {
                 return Err(ApiError::new(

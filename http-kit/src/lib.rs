@@ -111,7 +111,10 @@ impl ResponseError for ApiError {
 }
 
 /// Path identifiers are parsed like body fields: a bad one is a 422 naming the field.
-pub fn parse_id<T: TryFrom<String, Error = String>>(field: &str, raw: String) -> Result<T, ApiError> {
+pub fn parse_id<T: TryFrom<String, Error = String>>(
+    field: &str,
+    raw: String,
+) -> Result<T, ApiError> {
     T::try_from(raw).map_err(|e| ApiError(ClientError::field(field, e)))
 }
 

@@ -90,7 +90,10 @@ impl TokenVerifier {
                 if secret.is_empty() {
                     return Err("must not be empty".into());
                 }
-                (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)
+                (
+                    DecodingKey::from_secret(secret.as_bytes()),
+                    Algorithm::HS256,
+                )
             }
             KeySource::PublicKeyPem(pem) => {
                 if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
@@ -128,7 +131,9 @@ impl TokenVerifier {
                     ErrorKind::InvalidAudience => "the token's audience is not ours".to_owned(),
                     ErrorKind::InvalidIssuer => "the token's issuer is not accepted".to_owned(),
                     ErrorKind::InvalidSignature => "the token's signature is wrong".to_owned(),
-                    ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted".to_owned(),
+                    ErrorKind::InvalidAlgorithm => {
+                        "the token's algorithm is not accepted".to_owned()
+                    }
                     ErrorKind::MissingRequiredClaim(c) => format!("the token lacks the {c} claim"),
                     _ => format!("the token cannot be read: {e}"),
                 };
@@ -221,7 +226,10 @@ mod tests {
             json!({"sub":"a","role":"agent","aud":["other","dispatch"],"exp": now() + 60}),
         );
         assert!(v.verify(&aud_list).is_ok());
-        let no_aud = sign("s3cret", json!({"sub":"a","role":"agent","exp": now() + 60}));
+        let no_aud = sign(
+            "s3cret",
+            json!({"sub":"a","role":"agent","exp": now() + 60}),
+        );
         assert!(v.verify(&no_aud).is_err());
         let wrong_key = sign(
             "other",

@@ -184,8 +184,12 @@ impl Settings {
 
     /// The token verifier these settings describe (already checked to build in `from_lookup`).
     pub fn verifier(&self) -> Result<TokenVerifier, ConfigError> {
-        TokenVerifier::new(&self.jwt_key, &self.jwt_audience, self.jwt_issuer.as_deref())
-            .map_err(|e| ConfigError::new("JWT_SECRET", e))
+        TokenVerifier::new(
+            &self.jwt_key,
+            &self.jwt_audience,
+            self.jwt_issuer.as_deref(),
+        )
+        .map_err(|e| ConfigError::new("JWT_SECRET", e))
     }
 }
 
@@ -275,8 +279,8 @@ mod tests {
         assert_eq!(e.var, "REDIS_URL");
         let e = settings(&[("JWT_SECRET", "x"), ("DISPATCHER_LISTEN", "nope")]).expect_err("addr");
         assert_eq!(e.var, "DISPATCHER_LISTEN");
-        let e = settings(&[("JWT_SECRET", "x"), ("AGENT_APP_ORIGINS", "ftp://x")])
-            .expect_err("origin");
+        let e =
+            settings(&[("JWT_SECRET", "x"), ("AGENT_APP_ORIGINS", "ftp://x")]).expect_err("origin");
         assert_eq!(e.var, "AGENT_APP_ORIGINS");
     }
 
@@ -284,7 +288,10 @@ mod tests {
     fn origins_are_split_and_trimmed() {
         let s = settings(&[
             ("JWT_SECRET", "x"),
-            ("AGENT_APP_ORIGINS", "https://app.example, http://localhost:3000/"),
+            (
+                "AGENT_APP_ORIGINS",
+                "https://app.example, http://localhost:3000/",
+            ),
         ])
         .expect("valid");
         assert_eq!(

@@ -58,7 +58,10 @@ impl Default for Options {
 
 /// The geofence file the tests use: `north` (lat 50..70, lon 0..30) and `south` (lat -40..-10).
 pub fn geofence_file() -> String {
-    format!("{}/tests/fixtures/geofences.geojson", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/geofences.geojson",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// Settings for one test.
@@ -70,7 +73,10 @@ pub fn settings(opts: &Options, namespace: &str) -> Settings {
         ("DISPATCHER_LISTEN", "127.0.0.1:0".to_owned()),
         ("AGENT_API_LISTEN", "127.0.0.1:0".to_owned()),
         ("OFFER_TIMEOUT_SECS", opts.offer_timeout_secs.to_string()),
-        ("MISSED_OFFERS_BEFORE_AWAY", opts.missed_before_away.to_string()),
+        (
+            "MISSED_OFFERS_BEFORE_AWAY",
+            opts.missed_before_away.to_string(),
+        ),
         ("DISCONNECT_GRACE_SECS", opts.grace_secs.to_string()),
         ("GEOFENCES_FILE", geofence_file()),
         ("AGENT_APP_ORIGINS", opts.origins.clone()),
@@ -265,10 +271,7 @@ impl TestApp {
     pub async fn new_ticket(&self, body: &Value) -> String {
         let a = self.post_ticket(body).await;
         assert_eq!(a.status, 201, "ticket created: {:?}", a.body);
-        a.body["ticket_id"]
-            .as_str()
-            .expect("ticket_id")
-            .to_owned()
+        a.body["ticket_id"].as_str().expect("ticket_id").to_owned()
     }
 
     /// `GET /v1/tickets/{id}`.
@@ -420,9 +423,7 @@ impl AgentClient {
         token: &str,
         origin: Option<&str>,
     ) -> Result<Self, u16> {
-        let mut req = ws_url(gateway)
-            .into_client_request()
-            .expect("valid ws url");
+        let mut req = ws_url(gateway).into_client_request().expect("valid ws url");
         if !token.is_empty() {
             req.headers_mut().insert(
                 "authorization",
@@ -434,7 +435,10 @@ impl AgentClient {
                 .insert("origin", origin.parse().expect("header value"));
         }
         match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(Self { id: id.to_owned(), ws }),
+            Ok((ws, _)) => Ok(Self {
+                id: id.to_owned(),
+                ws,
+            }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
             Err(e) => panic!("websocket connect failed: {e}"),
         }
@@ -470,7 +474,9 @@ impl AgentClient {
             };
             match msg {
                 Some(Ok(Message::Text(t))) => {
-                    return Ok(Some(serde_json::from_str(&t).expect("server frames are JSON")))
+                    return Ok(Some(
+                        serde_json::from_str(&t).expect("server frames are JSON"),
+                    ))
                 }
                 Some(Ok(Message::Close(frame))) => return Err(closed(frame)),
                 Some(Ok(_)) => continue,
@@ -488,7 +494,11 @@ impl AgentClient {
     pub async fn expect(&mut self, kind: &str) -> Value {
         match self.next(FRAME_WAIT).await {
             Ok(Some(frame)) => {
-                assert_eq!(frame["type"], kind, "{}: expected {kind}, got {frame}", self.id);
+                assert_eq!(
+                    frame["type"], kind,
+                    "{}: expected {kind}, got {frame}",
+                    self.id
+                );
                 frame
             }
             Ok(None) => panic!("{}: no {kind} frame within {FRAME_WAIT:?}", self.id),

@@ -12,6 +12,7 @@ use shared::protocol::{parse_client_frame, ClientMessage, ServerMessage, StatusR
 use shared::store::StoreError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Gateway, Refusal};
 use crate::hub::{Outbound, OUTBOUND_CAPACITY};
@@ -56,7 +57,18 @@ pub async fn run(
     };
     let conn_id = format!("c-{}", uuid::Uuid::new_v4().simple());
     let span = tracing::info_span!("ws", agent_id = %agent, conn = %conn_id);
-    let _guard = span.enter();
+    serve(gw, session, stream, agent, conn_id)
+        .instrument(span)
+        .await;
+}
+
+async fn serve(
+    gw: Arc<Gateway>,
+    session: Session,
+    stream: AggregatedMessageStream,
+    agent: AgentId,
+    conn_id: String,
+) {
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     gw.hub.register(agent.as_str(), &conn_id, tx).await;
     let mut conn = Connection {
@@ -178,7 +190,10 @@ impl Connection {
             }
             Err(e) => {
                 let e = http_kit::client_error(e);
-                let _ = self.session.text(ServerMessage::error(&e).to_text(None)).await;
+                let _ = self
+                    .session
+                    .text(ServerMessage::error(&e).to_text(None))
+                    .await;
                 return Err(reason(1013, "try again later"));
             }
         };
@@ -194,7 +209,10 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: &ServerMessage, reference: Option<&Value>) -> Result<(), ()> {
-        self.session.text(msg.to_text(reference)).await.map_err(drop)
+        self.session
+            .text(msg.to_text(reference))
+            .await
+            .map_err(drop)
     }
 
     /// Relays frames both ways until the connection ends; returns how to close it.
@@ -280,7 +298,11 @@ impl Connection {
     }
 
     /// Answers a bad frame; past the budget, closes with 4008.
-    async fn bad_frame(&mut self, e: ClientError, reference: Option<Value>) -> Option<Option<CloseReason>> {
+    async fn bad_frame(
+        &mut self,
+        e: ClientError,
+        reference: Option<Value>,
+    ) -> Option<Option<CloseReason>> {
         let now = Instant::now();
         while self
             .bad_frames
@@ -311,15 +333,17 @@ impl Connection {
                 let e = ClientError::new(ErrorCode::UnexpectedAuth, "already authenticated");
                 return self.bad_frame(e, reference).await;
             }
-            ClientMessage::SetStatus(s) => store
-                .set_status(&self.agent, s.status)
-                .await
-                .map(|(status, _)| {
-                    Some(ServerMessage::Status {
-                        status,
-                        reason: StatusReason::Requested,
+            ClientMessage::SetStatus(s) => {
+                store
+                    .set_status(&self.agent, s.status)
+                    .await
+                    .map(|(status, _)| {
+                        Some(ServerMessage::Status {
+                            status,
+                            reason: StatusReason::Requested,
+                        })
                     })
-                }),
+            }
             ClientMessage::Accept(a) => store
                 .accept(&self.agent, &a.offer_id)
                 .await
@@ -338,6 +362,9 @@ impl Connection {
             Ok(None) => return None,
             Err(e) => ServerMessage::error(&http_kit::client_error(e)),
         };
-        self.send(&frame, reference.as_ref()).await.err().map(|()| None)
+        self.send(&frame, reference.as_ref())
+            .await
+            .err()
+            .map(|()| None)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use http_kit::{ApiError, AgentOnly, Allowed};
+use http_kit::{AgentOnly, Allowed, ApiError};
 use redis::AsyncCommands;
 use shared::auth::TokenVerifier;
 use shared::domain::AgentId;
@@ -54,7 +54,10 @@ pub enum Refusal {
 impl Gateway {
     /// Checks a token for the WebSocket: role `agent`, and the agent on the roster.
     pub async fn authorize(&self, token: &str) -> Result<AgentId, Refusal> {
-        let claims = self.verifier.verify(token).map_err(Refusal::Unauthenticated)?;
+        let claims = self
+            .verifier
+            .verify(token)
+            .map_err(Refusal::Unauthenticated)?;
         if !claims.role().is_some_and(AgentOnly::allows) {
             return Err(Refusal::Forbidden(ClientError::new(
                 ErrorCode::Forbidden,
@@ -83,7 +86,11 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
         return true;
     };
-    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/').to_ascii_lowercase();
+    let origin = origin
+        .to_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
     let host = req.connection_info().host().to_ascii_lowercase();
     let own = [format!("http://{host}"), format!("https://{host}")];
     own.contains(&origin) || allowed.iter().any(|a| a.eq_ignore_ascii_case(&origin))

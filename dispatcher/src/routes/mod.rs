@@ -9,7 +9,8 @@ use http_kit::method_not_allowed;
 
 /// Registers every `/v1` route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path.to_owned()).default_service(web::to(method_not_allowed));
+    let resource =
+        |path: &str| web::resource(path.to_owned()).default_service(web::to(method_not_allowed));
     cfg.service(resource("/v1/agents").route(web::get().to(agents::list)))
         .service(
             resource("/v1/agents/{agent_id}")

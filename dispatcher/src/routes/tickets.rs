@@ -27,7 +27,10 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let key = value.to_str().map_err(|_| {
-        ApiError(ClientError::field("Idempotency-Key", "must be visible ASCII"))
+        ApiError(ClientError::field(
+            "Idempotency-Key",
+            "must be visible ASCII",
+        ))
     })?;
     if key.is_empty() || key.chars().count() > 255 {
         return Err(ApiError(ClientError::field(
@@ -49,7 +52,9 @@ fn check(ticket: &NewTicket, fences: &Geofences) -> Result<(), ApiError> {
         }
     }
     if let Some(context) = &ticket.context {
-        let size = serde_json::to_vec(context).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(context)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_CONTEXT_BYTES {
             return Err(ApiError(ClientError::field(
                 "context",

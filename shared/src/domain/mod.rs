@@ -339,8 +339,7 @@ mod tests {
     #[test]
     fn profiles_need_a_language_and_reject_unknown_fields() {
         assert!(
-            serde_json::from_str::<AgentProfile>(r#"{"display_name":"a","languages":[]}"#)
-                .is_err()
+            serde_json::from_str::<AgentProfile>(r#"{"display_name":"a","languages":[]}"#).is_err()
         );
         assert!(serde_json::from_str::<AgentProfile>(
             r#"{"display_name":"a","languages":["en"],"colour":"red"}"#
@@ -355,10 +354,9 @@ mod tests {
 
     #[test]
     fn the_contract_example_ticket_parses_with_defaults() {
-        let t: NewTicket = serde_json::from_str(
-            r#"{"conversation_id":"c-1","language":"sv","summary":"help"}"#,
-        )
-        .expect("minimal ticket");
+        let t: NewTicket =
+            serde_json::from_str(r#"{"conversation_id":"c-1","language":"sv","summary":"help"}"#)
+                .expect("minimal ticket");
         assert_eq!(t.priority.get(), 5);
         assert!(t.skills.is_empty());
         assert!(serde_json::from_str::<NewTicket>(
@@ -371,9 +369,8 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         let t = Timestamp::from_millis(1_700_000_000_123);
         assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20.123Z");
-        let back: Timestamp =
-            serde_json::from_str(&serde_json::to_string(&t).expect("serializes"))
-                .expect("parses back");
+        let back: Timestamp = serde_json::from_str(&serde_json::to_string(&t).expect("serializes"))
+            .expect("parses back");
         assert_eq!(back, t);
     }
 }

@@ -79,7 +79,9 @@ pub fn check_text(value: &str, max_chars: usize) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if n > max_chars {
-        return Err(format!("is {n} characters long, at most {max_chars} allowed"));
+        return Err(format!(
+            "is {n} characters long, at most {max_chars} allowed"
+        ));
     }
     Ok(())
 }

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use super::read::{assigned_frame, pairs};
 use super::{num, Store, StoreError};
-use crate::protocol::AssignedFrame;
 use crate::domain::{
     AgentId, AgentProfile, AgentStatus, NewTicket, OfferId, Outcome, RequestedStatus, TicketId,
 };
+use crate::protocol::AssignedFrame;
 
 /// A profile flattened into what the Lua side indexes on.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,7 +263,11 @@ impl Store {
     }
 
     /// The agent accepts an offer; returns the `assigned` frame.
-    pub async fn accept(&self, agent: &AgentId, offer: &OfferId) -> Result<AssignedFrame, StoreError> {
+    pub async fn accept(
+        &self,
+        agent: &AgentId,
+        offer: &OfferId,
+    ) -> Result<AssignedFrame, StoreError> {
         let mut reply = self
             .fcall("accept", &[agent.as_str(), offer.as_str()])
             .await?;
@@ -372,7 +376,11 @@ impl Store {
     }
 
     /// Lapses up to `limit` offers past their deadline; how many lapsed.
-    pub async fn expire_offers(&self, limit: u32, missed_before_away: u32) -> Result<u32, StoreError> {
+    pub async fn expire_offers(
+        &self,
+        limit: u32,
+        missed_before_away: u32,
+    ) -> Result<u32, StoreError> {
         let reply = self
             .fcall(
                 "expire_offers",
@@ -384,9 +392,7 @@ impl Store {
 
     /// Ends up to `limit` shifts whose grace period ran out; how many.
     pub async fn expire_grace(&self, limit: u32) -> Result<u32, StoreError> {
-        let reply = self
-            .fcall("expire_grace", &[&limit.to_string()])
-            .await?;
+        let reply = self.fcall("expire_grace", &[&limit.to_string()]).await?;
         num("grace", reply.get(1))
     }
 

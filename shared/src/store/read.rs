@@ -117,7 +117,8 @@ impl Store {
                 .smembers(self.keys.agent_tickets(id));
         }
         let mut conn = self.conn();
-        let replies: Vec<(HashMap<String, String>, Vec<String>)> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<(HashMap<String, String>, Vec<String>)> =
+            pipe.query_async(&mut conn).await?;
         ids.iter()
             .zip(replies)
             .filter(|(_, (f, _))| f.contains_key("profile"))
@@ -185,11 +186,13 @@ impl Store {
     }
 
     /// The `offer` frame of a pending offer, if it is still pending.
-    pub async fn offer_frame(&self, offer_id: &str, now_ms: i64) -> Result<Option<OfferFrame>, StoreError> {
+    pub async fn offer_frame(
+        &self,
+        offer_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<OfferFrame>, StoreError> {
         let mut conn = self.conn();
-        let o: Fields = conn
-            .hgetall(self.keys.offer(offer_id))
-            .await?;
+        let o: Fields = conn.hgetall(self.keys.offer(offer_id)).await?;
         if text(&o, "status") != "pending" {
             return Ok(None);
         }
