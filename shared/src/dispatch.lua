@@ -87,9 +87,11 @@ local function reindex(P, id, a)
   if is_free(a) then
     local score = fmt(tonumber(a.active) * 1e13 + tonumber(a.idle_since))
     local skills = levels(a.skills)
+    local regions = list(a.regions, ',')
     for _, lang in ipairs(list(a.langs, ',')) do
       keys[#keys + 1] = P .. 'free:' .. lang
       for skill, _ in pairs(skills) do keys[#keys + 1] = P .. 'free:' .. lang .. ':' .. skill end
+      for _, region in ipairs(regions) do keys[#keys + 1] = P .. 'free:' .. lang .. ':@' .. region end
     end
     for _, key in ipairs(keys) do redis.call('ZADD', key, score, id) end
   end
@@ -334,10 +336,14 @@ local function candidates(keys, args)
     local a = hgetall(agent_key(P, pref))
     if a and eligible(P, pref, a, tid, t) then add(pref, a, '1') end
   end
+  -- The smallest index that holds every eligible agent: by language, and narrower by a skill
+  -- or the region the ticket needs.
   local index = P .. 'free:' .. t.lang
+  local narrower = {}
+  for skill, _ in pairs(levels(t.req)) do narrower[#narrower + 1] = P .. 'free:' .. t.lang .. ':' .. skill end
+  if t.region ~= nil and t.region ~= '' then narrower[#narrower + 1] = P .. 'free:' .. t.lang .. ':@' .. t.region end
   local best = -1
-  for skill, _ in pairs(levels(t.req)) do
-    local key = P .. 'free:' .. t.lang .. ':' .. skill
+  for _, key in ipairs(narrower) do
     local n = redis.call('ZCARD', key)
     if best < 0 or n < best then index, best = key, n end
   end

@@ -10,7 +10,7 @@
 //! | `agents` | zset | every agent id on the roster (score 0, read in id order) |
 //! | `agent:<id>` | hash | profile JSON and live state (status, connection, capacity, offer, shift) |
 //! | `agent:<id>:tickets` | set | tickets assigned to the agent |
-//! | `free:<lang>` / `free:<lang>:<skill>` | zset | agents who could take an offer now, by (active, idle since) |
+//! | `free:<lang>`, `free:<lang>:<skill>`, `free:<lang>:@<region>` | zset | agents who could take an offer now, by (active, idle since) |
 //! | `ticket:<id>` | hash | the ticket and its state |
 //! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
 //! | `queue:<lang>` | zset | waiting tickets, by (priority desc, arrival) |
