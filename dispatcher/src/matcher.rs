@@ -165,7 +165,10 @@ impl Matcher {
             .await?;
         let stream = self.store.keys().events();
         let created: Result<(), redis::RedisError> =
-            conn.xgroup_create_mkstream(&stream, GROUP, "$").await;
+            // From the stream's start, not `$`: after Redis lost everything (restart without
+            // persistence) the events written before the group is recreated must not be missed.
+            // Replaying older events is harmless: handling them is idempotent.
+            conn.xgroup_create_mkstream(&stream, GROUP, "0").await;
         if let Err(e) = created {
             if e.code() != Some("BUSYGROUP") {
                 return Err(e.into());

@@ -347,20 +347,27 @@ local function candidates(keys, args)
     local n = redis.call('ZCARD', key)
     if best < 0 or n < best then index, best = key, n end
   end
-  local entries = redis.call('ZRANGE', index, offset, offset + limit - 1, 'WITHSCORES')
-  local first = nil
-  for i = 1, #entries, 2 do
-    local aid, score = entries[i], tonumber(entries[i + 1])
-    if first and score > first then return out end
-    if aid ~= pref then
-      local a = hgetall(agent_key(P, aid))
-      if a and eligible(P, aid, a, tid, t) then
-        first = first or score
-        add(aid, a, '0')
+  -- Read the index in small chunks: usually the first entry is the answer.
+  local first, seen, chunk = nil, 0, 16
+  while seen < limit do
+    local n = math.min(chunk, limit - seen)
+    local entries = redis.call('ZRANGE', index, offset + seen, offset + seen + n - 1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      local aid, score = entries[i], tonumber(entries[i + 1])
+      if first and score > first then return out end
+      if aid ~= pref then
+        local a = hgetall(agent_key(P, aid))
+        if a and eligible(P, aid, a, tid, t) then
+          first = first or score
+          add(aid, a, '0')
+        end
       end
     end
+    seen = seen + #entries / 2
+    if #entries < 2 * n then return out end
+    chunk = chunk * 4
   end
-  if first == nil and #entries == 2 * limit then out[2] = tostring(offset + limit) end
+  if first == nil then out[2] = tostring(offset + limit) end
   return out
 end
 

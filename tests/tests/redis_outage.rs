@@ -1,0 +1,363 @@
+//! If Redis goes away, the services stay up, `/readyz` turns 503, WebSocket clients get an
+//! `error` frame for what cannot be done, and everything resumes when Redis returns (API.md §1).
+//!
+//! The shared Redis of the other tests is left alone: this test runs its own `redis-server` on
+//! a free port, kills it and starts it again (empty) on the same port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::{geofence_file, profile, ticket, token, AgentClient, Answer, SECRET};
+use serde_json::{json, Value};
+use shared::config::Settings;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// A `redis-server` child process on a fixed port, killed when dropped (even if the test fails).
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a fresh, empty, non-persistent Redis on a free port.
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.spawn();
+        server
+    }
+
+    /// Starts the process (again) on the same port.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "redis-server is already running");
+        let child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed and starts");
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL: Redis goes away without a goodbye) and reaps it.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the server answers PING.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).expect("redis url");
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} never answered",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One dispatcher and one agent-app-api against the Redis at `redis_url`.
+struct Services {
+    dispatcher: String,
+    gateway: String,
+    http: reqwest::Client,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Services {
+    async fn start(redis_url: &str) -> Self {
+        let namespace = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let vars = [
+            ("JWT_SECRET", SECRET.to_owned()),
+            ("DISPATCH_NAMESPACE", namespace),
+            ("REDIS_URL", redis_url.to_owned()),
+            ("DISPATCHER_LISTEN", "127.0.0.1:0".to_owned()),
+            ("AGENT_API_LISTEN", "127.0.0.1:0".to_owned()),
+            ("OFFER_TIMEOUT_SECS", "20".to_owned()),
+            ("MISSED_OFFERS_BEFORE_AWAY", "2".to_owned()),
+            ("DISCONNECT_GRACE_SECS", "60".to_owned()),
+            ("GEOFENCES_FILE", geofence_file()),
+        ];
+        let settings = Settings::from_lookup(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test settings are valid");
+
+        let mut stops = Vec::new();
+        let mut tasks = Vec::new();
+        let built = dispatcher::Application::build(settings.clone())
+            .await
+            .expect("dispatcher starts");
+        let dispatcher = format!("http://127.0.0.1:{}", built.port());
+        let (tx, rx) = oneshot::channel::<()>();
+        stops.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = built.run_until_stopped(async { drop(rx.await) }).await;
+        }));
+        let built = agent_app_api::Application::build(settings)
+            .await
+            .expect("agent-app-api starts");
+        let gateway = format!("http://127.0.0.1:{}", built.port());
+        let (tx, rx) = oneshot::channel::<()>();
+        stops.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = built.run_until_stopped(async { drop(rx.await) }).await;
+        }));
+        Self {
+            dispatcher,
+            gateway,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client"),
+            stops,
+            tasks,
+        }
+    }
+
+    fn urls(&self, path: &str) -> [String; 2] {
+        [
+            format!("{}{path}", self.dispatcher),
+            format!("{}{path}", self.gateway),
+        ]
+    }
+
+    /// Waits until `/readyz` answers `status` on both services; returns the last answers.
+    async fn wait_readyz(&self, status: u16, within: Duration) -> Vec<Answer> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut answers = Vec::new();
+            for url in self.urls("/readyz") {
+                answers.push(fetch(self.http.get(url)).await);
+            }
+            if answers.iter().all(|a| a.status == status) {
+                return answers;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {status} on both services within {within:?}: {answers:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn put_agent(&self, id: &str, body: &Value) -> Answer {
+        fetch(
+            self.http
+                .put(format!("{}/v1/agents/{id}", self.dispatcher))
+                .bearer_auth(token("admin", "ops"))
+                .json(body),
+        )
+        .await
+    }
+
+    async fn post_ticket(&self, body: &Value) -> Answer {
+        fetch(
+            self.http
+                .post(format!("{}/v1/tickets", self.dispatcher))
+                .bearer_auth(token("escalation", "engine"))
+                .json(body),
+        )
+        .await
+    }
+
+    async fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn fetch(req: reqwest::RequestBuilder) -> Answer {
+    let resp = req.send().await.expect("the service answers");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    Answer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        content_type,
+    }
+}
+
+#[track_caller]
+fn assert_unavailable(a: &Answer, what: &str) {
+    assert_eq!(a.status, 503, "{what}: {a:?}");
+    assert!(
+        a.content_type.starts_with("application/problem+json"),
+        "{what}: a problem document: {a:?}"
+    );
+    assert_eq!(a.body["status"], 503, "{what}: {a:?}");
+    assert_eq!(a.body["code"], "unavailable", "{what}: {a:?}");
+    for field in ["type", "title", "detail"] {
+        assert!(a.body[field].is_string(), "{what}: has {field}: {a:?}");
+    }
+}
+
+/// The next frame of `kind`, skipping none, within `wait`.
+async fn expect_within(agent: &mut AgentClient, kind: &str, wait: Duration) -> Value {
+    match agent.next(wait).await {
+        Ok(Some(frame)) => {
+            assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
+            frame
+        }
+        Ok(None) => panic!("no {kind} frame within {wait:?}"),
+        Err(closed) => panic!("closed ({closed:?}) while waiting for {kind}"),
+    }
+}
+
+#[tokio::test]
+async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
+    let mut redis = RedisServer::start();
+    redis.wait_ready().await;
+    let services = Services::start(&redis.url()).await;
+    services.wait_readyz(200, Duration::from_secs(10)).await;
+
+    // An agent on shift.
+    let body = profile(&["sv", "en"], json!({"refunds": 4}), 2);
+    let a = services.put_agent("a-1", &body).await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let mut agent = AgentClient::connect(&services.gateway, "a-1").await;
+    agent.expect("welcome").await;
+    agent.set_status("available").await;
+
+    // Redis goes away.
+    redis.kill();
+
+    let readyz = services.wait_readyz(503, Duration::from_secs(10)).await;
+    for a in &readyz {
+        assert_unavailable(a, "/readyz without redis");
+    }
+    for url in services.urls("/healthz") {
+        let a = fetch(services.http.get(&url)).await;
+        assert_eq!(a.status, 200, "{url} while redis is away: {a:?}");
+    }
+
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_unavailable(&a, "POST /v1/tickets without redis");
+    let a = fetch(
+        services
+            .http
+            .get(format!("{}/v1/agents/a-1", services.dispatcher))
+            .bearer_auth(token("admin", "ops")),
+    )
+    .await;
+    assert_unavailable(&a, "GET /v1/agents/a-1 without redis");
+    let a = fetch(
+        services
+            .http
+            .get(format!("{}/v1/me", services.gateway))
+            .bearer_auth(token("agent", "a-1")),
+    )
+    .await;
+    assert_unavailable(&a, "GET /v1/me without redis");
+
+    agent
+        .send(json!({"type": "set_status", "status": "break", "ref": "outage-1"}))
+        .await;
+    let error = agent.expect("error").await;
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert!(error["message"].is_string(), "{error}");
+    assert_eq!(
+        error["ref"], "outage-1",
+        "the reply echoes the ref: {error}"
+    );
+
+    // The socket stays open: it still answers.
+    agent
+        .send(json!({"type": "set_status", "status": "available", "ref": "outage-2"}))
+        .await;
+    let error = agent.expect("error").await;
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["ref"], "outage-2", "{error}");
+    agent
+        .send(json!({"type": "no_such_frame", "ref": "outage-3"}))
+        .await;
+    let error = agent.expect("error").await;
+    assert_eq!(error["code"], "unknown_message_type", "{error}");
+
+    // Redis comes back, empty: no data, no function library.
+    redis.spawn();
+    redis.wait_ready().await;
+    services.wait_readyz(200, Duration::from_secs(15)).await;
+    agent.close().await;
+
+    // That Redis kept nothing, so the operator puts the agent back; then work resumes.
+    let a = services.put_agent("a-1", &body).await;
+    assert_eq!(
+        a.status, 201,
+        "the roster is empty after the restart: {a:?}"
+    );
+    let mut agent = AgentClient::connect(&services.gateway, "a-1").await;
+    let welcome = agent.expect("welcome").await;
+    assert_eq!(welcome["agent_id"], "a-1");
+    agent.set_status("available").await;
+
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let ticket_id = a.body["ticket_id"].as_str().expect("ticket_id").to_owned();
+    let offer = expect_within(&mut agent, "offer", Duration::from_secs(20)).await;
+    assert_eq!(offer["ticket_id"], ticket_id.as_str(), "{offer}");
+    agent
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    let assigned = agent.expect("assigned").await;
+    assert_eq!(assigned["ticket_id"], ticket_id.as_str(), "{assigned}");
+
+    agent.close().await;
+    services.stop().await;
+    redis.kill();
+}
