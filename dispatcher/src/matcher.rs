@@ -86,10 +86,26 @@ impl Matcher {
         }
     }
 
-    /// Offers a free agent the best waiting ticket it may take. Returns the ticket offered.
+    /// Offers a free agent the best ticket waiting now. Returns the ticket offered.
     pub async fn serve_agent(&self, agent: &str) -> Result<Option<String>, StoreError> {
+        self.serve_agent_since(agent, i64::MAX).await
+    }
+
+    /// Offers an agent that became free at `since_ms` the best ticket that was waiting for it
+    /// then. Returns the ticket offered.
+    pub async fn serve_agent_since(
+        &self,
+        agent: &str,
+        since_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
         self.store
-            .offer_agent(agent, &OfferId::generate(), self.offer_timeout, QUEUE_SCAN)
+            .offer_agent(
+                agent,
+                &OfferId::generate(),
+                self.offer_timeout,
+                QUEUE_SCAN,
+                since_ms,
+            )
             .await
     }
 
@@ -111,7 +127,8 @@ impl Matcher {
             self.route_ticket(ticket).await?;
         }
         if serve && !agent.is_empty() {
-            self.serve_agent(agent).await?;
+            let since = get("ts").parse().unwrap_or(i64::MAX);
+            self.serve_agent_since(agent, since).await?;
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-#!lua name=dispatch_v1
+#!lua name=dispatch___VERSION__
 --[[
 The dispatch state machine: every transition that must be atomic, as one Redis function library.
 
@@ -123,8 +123,11 @@ local function summed_level(a, t)
   return sum
 end
 
-local function enqueue(P, tid, t)
-  redis.call('HSET', ticket_key(P, tid), 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '')
+-- `queued_at` lets an agent freed earlier tell tickets that were waiting for it from tickets
+-- that arrived after it was free (those are routed by their own event, by the choice policy).
+local function enqueue(P, tid, t, now)
+  redis.call('HSET', ticket_key(P, tid), 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '',
+    'queued_at', fmt(now))
   redis.call('ZADD', P .. 'queue:' .. t.lang, t.qscore, tid)
   redis.call('SADD', P .. 'queues', t.lang)
 end
@@ -165,7 +168,7 @@ local function end_offer(P, oid, o, why, now, notify)
     if why == 'expired' or why == 'declined' then
       redis.call('SADD', ticket_key(P, o.ticket) .. ':declined', o.agent)
     end
-    if why ~= 'cancelled' then enqueue(P, o.ticket, t) end
+    if why ~= 'cancelled' then enqueue(P, o.ticket, t, now) end
   end
   if notify and a then
     local reason = 'cancelled'
@@ -181,7 +184,7 @@ local function requeue_held(P, aid, a, now)
   for _, tid in ipairs(held) do
     local t = hgetall(ticket_key(P, tid))
     if t and t.status == 'assigned' and t.agent == aid then
-      enqueue(P, tid, t)
+      enqueue(P, tid, t, now)
       redis.call('HSET', ticket_key(P, tid), 'assigned_at', '')
       emit(P, now, 'ticket_requeued', {'ticket', tid, 'agent', aid})
     end
@@ -305,7 +308,7 @@ local function create_ticket(keys, args)
   t.qscore = fmt((9 - tonumber(t.prio)) * 1e14 + seq)
   redis.call('HSET', ticket_key(P, tid), 'created', fmt(now), 'qscore', t.qscore, 'offers', '0',
     unpack(fields))
-  enqueue(P, tid, t)
+  enqueue(P, tid, t, now)
   if ikey ~= '' then
     redis.call('SET', P .. 'idem:' .. ikey, hash .. '|' .. tid, 'EX', 172800)
   end
@@ -383,11 +386,14 @@ local function offer_ticket(keys, args)
   return {'offered', fmt(reserve(P, tid, t, aid, a, oid, timeout, now))}
 end
 
--- An agent became free: offer it the best waiting ticket it is eligible for (highest priority,
--- oldest first). ARGV: agent id, offer id, timeout ms, how many queue entries to look at.
+-- An agent became free at `since`: offer it the best ticket that was waiting for it then
+-- (highest priority, oldest first). Tickets queued after `since` are left to their own routing,
+-- which applies the choice policy among all free agents.
+-- ARGV: agent id, offer id, timeout ms, how many queue entries to look at, since (ms).
 local function offer_agent(keys, args)
   local P, now = prefix_of(keys), now_ms()
   local aid, oid, timeout, limit = args[1], args[2], tonumber(args[3]), tonumber(args[4])
+  local since = tonumber(args[5]) or now
   local a = hgetall(agent_key(P, aid))
   if not a or not is_free(a) then return {'not_free'} end
   local best_tid, best_t, best_score = nil, nil, nil
@@ -397,7 +403,8 @@ local function offer_agent(keys, args)
       local tid, score = entries[i], tonumber(entries[i + 1])
       if best_score and score >= best_score then break end
       local t = hgetall(ticket_key(P, tid))
-      if t and t.status == 'queued' and eligible(P, aid, a, tid, t) then
+      if t and t.status == 'queued' and tonumber(t.queued_at or '0') <= since
+          and eligible(P, aid, a, tid, t) then
         best_tid, best_t, best_score = tid, t, score
         break
       end
@@ -627,19 +634,24 @@ local function reap_gateway(keys, args)
   return {'ok', tostring(n)}
 end
 
-redis.register_function('dispatch_put_agent', put_agent)
-redis.register_function('dispatch_remove_agent', remove_agent)
-redis.register_function('dispatch_create_ticket', create_ticket)
-redis.register_function('dispatch_candidates', candidates)
-redis.register_function('dispatch_offer_ticket', offer_ticket)
-redis.register_function('dispatch_offer_agent', offer_agent)
-redis.register_function('dispatch_accept', accept)
-redis.register_function('dispatch_decline', decline)
-redis.register_function('dispatch_expire_offers', expire_offers)
-redis.register_function('dispatch_complete', complete)
-redis.register_function('dispatch_cancel_ticket', cancel_ticket)
-redis.register_function('dispatch_set_status', set_status)
-redis.register_function('dispatch_connect', connect)
-redis.register_function('dispatch_disconnect', disconnect)
-redis.register_function('dispatch_expire_grace', expire_grace)
-redis.register_function('dispatch_reap_gateway', reap_gateway)
+-- Function names carry the library's content hash (filled in by shared/src/store/mod.rs), so
+-- instances of different builds sharing a Redis (a rolling deploy) each call their own code.
+local function register(name, fn)
+  redis.register_function('dispatch_' .. name .. '___VERSION__', fn)
+end
+register('put_agent', put_agent)
+register('remove_agent', remove_agent)
+register('create_ticket', create_ticket)
+register('candidates', candidates)
+register('offer_ticket', offer_ticket)
+register('offer_agent', offer_agent)
+register('accept', accept)
+register('decline', decline)
+register('expire_offers', expire_offers)
+register('complete', complete)
+register('cancel_ticket', cancel_ticket)
+register('set_status', set_status)
+register('connect', connect)
+register('disconnect', disconnect)
+register('expire_grace', expire_grace)
+register('reap_gateway', reap_gateway)

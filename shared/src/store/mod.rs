@@ -24,8 +24,23 @@ pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);
 /// After how long without a heartbeat a gateway's connections count as dropped.
 pub const GATEWAY_SILENCE: Duration = Duration::from_secs(15);
 
-/// The function library, loaded (with `REPLACE`) at start and again if Redis lost it.
-pub const LIBRARY: &str = include_str!("../dispatch.lua");
+/// The function library's source, with `__VERSION__` where its version goes.
+const LIBRARY_SOURCE: &str = include_str!("../dispatch.lua");
+
+/// The library's version: a hash of its source. Function names carry it, so two builds sharing
+/// one Redis never call each other's code.
+pub fn library_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(LIBRARY_SOURCE.as_bytes()))[..12].to_owned()
+    })
+}
+
+/// The function library as loaded into Redis (at start, and again if Redis lost it).
+pub fn library() -> String {
+    LIBRARY_SOURCE.replace("__VERSION__", library_version())
+}
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -125,15 +140,15 @@ impl Store {
         redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg("REPLACE")
-            .arg(LIBRARY)
+            .arg(library())
             .query_async::<String>(&mut conn)
             .await?;
         Ok(())
     }
 
-    /// Calls `dispatch_<name>` with `args`; the reply's first word is `ok`-like or an error code.
+    /// Calls `dispatch_<name>_<version>` with `args`; the reply's first word is `ok`-like or an error code.
     pub async fn fcall(&self, name: &str, args: &[&str]) -> Result<Vec<String>, StoreError> {
-        let function = format!("dispatch_{name}");
+        let function = format!("dispatch_{name}_{}", library_version());
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(&function).arg(1).arg(self.keys.events()).arg(args);
         let mut conn = self.conn();

@@ -245,18 +245,26 @@ impl Store {
         Ok(reply[0] == "offered")
     }
 
-    /// Offers a newly free agent the best waiting ticket it can take; the ticket, if any.
+    /// Offers an agent that became free at `since_ms` the best ticket that was waiting then;
+    /// the ticket, if any.
     pub async fn offer_agent(
         &self,
         agent: &str,
         offer: &OfferId,
         timeout: Duration,
         scan: u32,
+        since_ms: i64,
     ) -> Result<Option<String>, StoreError> {
         let reply = self
             .fcall(
                 "offer_agent",
-                &[agent, offer.as_str(), &millis(timeout), &scan.to_string()],
+                &[
+                    agent,
+                    offer.as_str(),
+                    &millis(timeout),
+                    &scan.to_string(),
+                    &since_ms.to_string(),
+                ],
             )
             .await?;
         Ok((reply[0] == "offered").then(|| reply.get(1).cloned().unwrap_or_default()))

@@ -45,7 +45,13 @@ async fn fill(store: &Store, n: usize) {
             let id = format!("a{i}");
             let fcall = |name: &str| {
                 let mut c = redis::cmd("FCALL");
-                c.arg(format!("dispatch_{name}")).arg(1).arg(&events).arg(&id);
+                c.arg(format!(
+                    "dispatch_{name}_{}",
+                    shared::store::library_version()
+                ))
+                .arg(1)
+                .arg(&events)
+                .arg(&id);
                 c
             };
             pipe.add_command(
@@ -63,8 +69,13 @@ async fn fill(store: &Store, n: usize) {
             .ignore();
             pipe.add_command(fcall("connect").arg(format!("c{i}")).arg("bench").clone())
                 .ignore();
-            pipe.add_command(fcall("set_status").arg("available").arg(format!("s{i}")).clone())
-                .ignore();
+            pipe.add_command(
+                fcall("set_status")
+                    .arg("available")
+                    .arg(format!("s{i}"))
+                    .clone(),
+            )
+            .ignore();
             if status == "break" {
                 pipe.add_command(fcall("set_status").arg("break").arg("").clone())
                     .ignore();
@@ -95,7 +106,10 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    println!("{:>10} {:>12} {:>12} {:>12}", "agents", "mean µs", "p50 µs", "p99 µs");
+    println!(
+        "{:>10} {:>12} {:>12} {:>12}",
+        "agents", "mean µs", "p50 µs", "p99 µs"
+    );
     for n in sizes {
         let ns = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let store = Store::open(REDIS, &ns).expect("redis url");
