@@ -35,6 +35,10 @@ enum Command {
         conn: String,
         tx: mpsc::Sender<Outbound>,
     },
+    Activate {
+        agent: String,
+        conn: String,
+    },
     Unregister {
         agent: String,
         conn: String,
@@ -56,7 +60,9 @@ impl Hub {
         Self { tx }
     }
 
-    /// Makes `conn` the agent's connection on this instance; an older one here is told 4009.
+    /// Routes the agent's pushes to `conn` from now on. An older connection of the agent here
+    /// is kept open until [`Hub::activate`]: closing it earlier would let its disconnect reach
+    /// Redis before the new connection is recorded there, withdrawing the agent's offer.
     pub async fn register(&self, agent: &str, conn: &str, tx: mpsc::Sender<Outbound>) {
         let cmd = Command::Register {
             agent: agent.to_owned(),
@@ -66,7 +72,17 @@ impl Hub {
         let _ = self.tx.send(cmd).await;
     }
 
-    /// Forgets `conn` (only if it is still the agent's connection here).
+    /// Redis now records `conn` as the agent's connection: an older one here is told 4009.
+    pub async fn activate(&self, agent: &str, conn: &str) {
+        let cmd = Command::Activate {
+            agent: agent.to_owned(),
+            conn: conn.to_owned(),
+        };
+        let _ = self.tx.send(cmd).await;
+    }
+
+    /// Forgets `conn`. If it never became active, the connection it displaced gets its pushes
+    /// back.
     pub async fn unregister(&self, agent: &str, conn: &str) {
         let cmd = Command::Unregister {
             agent: agent.to_owned(),
@@ -81,13 +97,26 @@ impl Hub {
     }
 }
 
+type Entry = (String, mpsc::Sender<Outbound>);
+
 async fn run(mut rx: mpsc::Receiver<Command>) {
-    let mut live: HashMap<String, (String, mpsc::Sender<Outbound>)> = HashMap::new();
+    // The connection each agent's pushes go to, and the one it displaced, not yet closed.
+    let mut live: HashMap<String, Entry> = HashMap::new();
+    let mut retiring: HashMap<String, Entry> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Register { agent, conn, tx } => {
-                if let Some((old_conn, old)) = live.insert(agent, (conn.clone(), tx)) {
-                    if old_conn != conn {
+                if let Some(old) = live.insert(agent.clone(), (conn.clone(), tx)) {
+                    if old.0 != conn {
+                        if let Some((_, older)) = retiring.insert(agent, old) {
+                            let _ = older.try_send(Outbound::Close(4009));
+                        }
+                    }
+                }
+            }
+            Command::Activate { agent, conn } => {
+                if live.get(&agent).is_some_and(|(c, _)| *c == conn) {
+                    if let Some((_, old)) = retiring.remove(&agent) {
                         let _ = old.try_send(Outbound::Close(4009));
                     }
                 }
@@ -95,6 +124,11 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
             Command::Unregister { agent, conn } => {
                 if live.get(&agent).is_some_and(|(c, _)| *c == conn) {
                     live.remove(&agent);
+                    if let Some(displaced) = retiring.remove(&agent) {
+                        live.insert(agent, displaced);
+                    }
+                } else if retiring.get(&agent).is_some_and(|(c, _)| *c == conn) {
+                    retiring.remove(&agent);
                 }
             }
             Command::Deliver(push) => {
@@ -180,12 +214,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_second_connection_here_replaces_the_first() {
+    async fn a_second_connection_here_replaces_the_first_once_active() {
+        let hub = Hub::start();
+        let (tx1, mut rx1) = mpsc::channel(4);
+        let (tx2, _rx2) = mpsc::channel(4);
+        hub.register("a", "c1", tx1).await;
+        hub.activate("a", "c1").await;
+        hub.register("a", "c2", tx2).await;
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), rx1.recv())
+                .await
+                .is_err(),
+            "the old connection stays open until the new one is recorded in Redis"
+        );
+        hub.activate("a", "c2").await;
+        assert_eq!(rx1.recv().await, Some(Outbound::Close(4009)));
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_that_fails_gives_the_pushes_back_to_the_old_one() {
         let hub = Hub::start();
         let (tx1, mut rx1) = mpsc::channel(4);
         let (tx2, _rx2) = mpsc::channel(4);
         hub.register("a", "c1", tx1).await;
         hub.register("a", "c2", tx2).await;
-        assert_eq!(rx1.recv().await, Some(Outbound::Close(4009)));
+        hub.unregister("a", "c2").await;
+        hub.deliver(Push::TicketCancelled {
+            agent: "a".into(),
+            ticket_id: "t".into(),
+        })
+        .await;
+        assert!(matches!(rx1.recv().await, Some(Outbound::Frame { .. })));
     }
 }

@@ -168,6 +168,10 @@ impl Connection {
             let reply = store
                 .connect(&self.agent, &self.conn_id, &self.gw.instance)
                 .await?;
+            self.gw
+                .hub
+                .activate(self.agent.as_str(), &self.conn_id)
+                .await;
             let now = store.now_ms().await?;
             let pending_offer = match &reply.offer_id {
                 Some(offer) => store.offer_frame(offer, now).await?,
@@ -266,19 +270,18 @@ impl Connection {
                         Some(Err(actix_ws::ProtocolError::Overflow)) => {
                             return reason(1009, "frames are limited to 64 KiB");
                         }
-                        Some(Err(actix_ws::ProtocolError::Io(e))) if e.kind() != std::io::ErrorKind::InvalidData
-                            && !e.to_string().contains("continuation size") => return None,
-                        Some(Err(actix_ws::ProtocolError::Io(e))) => {
-                            let why = if e.kind() == std::io::ErrorKind::InvalidData {
-                                "a text frame must be valid UTF-8"
-                            } else {
-                                "frames are limited to 64 KiB"
-                            };
-                            let e = ClientError::new(ErrorCode::MalformedFrame, why);
+                        Some(Err(actix_ws::ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            let e = ClientError::new(ErrorCode::MalformedFrame, "a text frame must be valid UTF-8");
                             if let Some(close) = self.bad_frame(e, None).await {
                                 return close;
                             }
                         }
+                        // The only other I/O error the stream makes is a fragmented message
+                        // over the limit: treated like one oversized frame.
+                        Some(Err(actix_ws::ProtocolError::Io(e))) if e.to_string().contains("continuation size") => {
+                            return reason(1009, "messages are limited to 64 KiB");
+                        }
+                        Some(Err(actix_ws::ProtocolError::Io(_))) => return None,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "protocol error");
                             return reason(1002, "protocol error");
