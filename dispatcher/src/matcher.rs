@@ -91,12 +91,12 @@ impl Matcher {
         self.serve_agent_since(agent, i64::MAX).await
     }
 
-    /// Offers an agent that became free at `since_ms` the best ticket that was waiting for it
-    /// then. Returns the ticket offered.
+    /// Offers an agent that became free at event `since` (the event's `seq`) the best ticket
+    /// that was waiting for it then. Returns the ticket offered.
     pub async fn serve_agent_since(
         &self,
         agent: &str,
-        since_ms: i64,
+        since: i64,
     ) -> Result<Option<String>, StoreError> {
         self.store
             .offer_agent(
@@ -104,7 +104,7 @@ impl Matcher {
                 &OfferId::generate(),
                 self.offer_timeout,
                 QUEUE_SCAN,
-                since_ms,
+                since,
             )
             .await
     }
@@ -127,7 +127,7 @@ impl Matcher {
             self.route_ticket(ticket).await?;
         }
         if serve && !agent.is_empty() {
-            let since = get("ts").parse().unwrap_or(i64::MAX);
+            let since = get("seq").parse().unwrap_or(i64::MAX);
             self.serve_agent_since(agent, since).await?;
         }
         Ok(())

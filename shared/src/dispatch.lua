@@ -59,8 +59,15 @@ local function levels(s)
   return out
 end
 
+-- Every event carries `seq`, the namespace's order of changes (finer than `ts`, which two
+-- changes in one millisecond share).
+local function next_seq(P)
+  return redis.call('INCR', P .. 'seq')
+end
+
 local function emit(P, now, kind, fields)
-  local args = {P .. 'events', 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'ts', fmt(now)}
+  local args = {P .. 'events', 'MAXLEN', '~', MAXLEN, '*', 'type', kind, 'ts', fmt(now),
+    'seq', tostring(next_seq(P))}
   for i = 1, #fields do args[#args + 1] = fields[i] end
   redis.call('XADD', unpack(args))
 end
@@ -123,11 +130,11 @@ local function summed_level(a, t)
   return sum
 end
 
--- `queued_at` lets an agent freed earlier tell tickets that were waiting for it from tickets
+-- `queued_seq` lets an agent freed earlier tell tickets that were waiting for it from tickets
 -- that arrived after it was free (those are routed by their own event, by the choice policy).
 local function enqueue(P, tid, t, now)
   redis.call('HSET', ticket_key(P, tid), 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '',
-    'queued_at', fmt(now))
+    'queued_at', fmt(now), 'queued_seq', tostring(next_seq(P)))
   redis.call('ZADD', P .. 'queue:' .. t.lang, t.qscore, tid)
   redis.call('SADD', P .. 'queues', t.lang)
 end
@@ -386,14 +393,14 @@ local function offer_ticket(keys, args)
   return {'offered', fmt(reserve(P, tid, t, aid, a, oid, timeout, now))}
 end
 
--- An agent became free at `since`: offer it the best ticket that was waiting for it then
--- (highest priority, oldest first). Tickets queued after `since` are left to their own routing,
--- which applies the choice policy among all free agents.
--- ARGV: agent id, offer id, timeout ms, how many queue entries to look at, since (ms).
+-- An agent became free at event `since` (its `seq`): offer it the best ticket that was waiting
+-- for it then (highest priority, oldest first). Tickets queued later are left to their own
+-- routing, which applies the choice policy among all free agents.
+-- ARGV: agent id, offer id, timeout ms, how many queue entries to look at, since (a seq).
 local function offer_agent(keys, args)
   local P, now = prefix_of(keys), now_ms()
   local aid, oid, timeout, limit = args[1], args[2], tonumber(args[3]), tonumber(args[4])
-  local since = tonumber(args[5]) or now
+  local since = tonumber(args[5]) or math.huge
   local a = hgetall(agent_key(P, aid))
   if not a or not is_free(a) then return {'not_free'} end
   local best_tid, best_t, best_score = nil, nil, nil
@@ -403,7 +410,7 @@ local function offer_agent(keys, args)
       local tid, score = entries[i], tonumber(entries[i + 1])
       if best_score and score >= best_score then break end
       local t = hgetall(ticket_key(P, tid))
-      if t and t.status == 'queued' and tonumber(t.queued_at or '0') <= since
+      if t and t.status == 'queued' and tonumber(t.queued_seq or '0') <= since
           and eligible(P, aid, a, tid, t) then
         best_tid, best_t, best_score = tid, t, score
         break

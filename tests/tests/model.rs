@@ -823,20 +823,20 @@ impl Case {
         }
     }
 
-    /// When each ticket was last queued (ms), as the store records it (0 if never).
-    async fn queued_at(&self) -> Result<Vec<i64>, TestCaseError> {
+    /// When each ticket was last queued (the store's sequence), 0 if never.
+    async fn queued_seq(&self) -> Result<Vec<i64>, TestCaseError> {
         if self.m.tickets.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for t in &self.m.tickets {
-            pipe.hget(self.store.keys().ticket(&t.id), "queued_at");
+            pipe.hget(self.store.keys().ticket(&t.id), "queued_seq");
         }
         let mut conn = self.store.conn();
         let raw: Vec<Option<String>> = pipe
             .query_async(&mut conn)
             .await
-            .map_err(|e| fail(format!("HGET queued_at: {e}")))?;
+            .map_err(|e| fail(format!("HGET queued_seq: {e}")))?;
         Ok(raw
             .into_iter()
             .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
@@ -1103,7 +1103,7 @@ impl Case {
                     .unwrap_or(*agent);
                 let matcher = if *short { &self.short } else { &self.long };
                 let since = match since.and_then(|n| self.pick_ticket(n)) {
-                    Some(k) => Some((k, self.queued_at().await?[k])),
+                    Some(k) => Some(self.queued_seq().await?[k]),
                     None => None,
                 };
                 let (expect, got) = match since {
@@ -1111,13 +1111,10 @@ impl Case {
                         self.m.best_ticket(a, |_| true),
                         matcher.serve_agent(IDS[a]).await,
                     ),
-                    Some((k, at)) => {
-                        // Waiting then: queued no later than ticket k (the model's clock orders
-                        // queueing; Redis's millisecond stamps may tie, hence the stamp compare).
-                        let stamps = self.queued_at().await?;
-                        let waiting = |t: usize| {
-                            self.m.tickets[t].queued <= self.m.tickets[k].queued || stamps[t] <= at
-                        };
+                    Some(at) => {
+                        // Waiting then: queued no later than ticket k, by the store's sequence.
+                        let stamps = self.queued_seq().await?;
+                        let waiting = |t: usize| stamps[t] <= at;
                         (
                             self.m.best_ticket(a, waiting),
                             matcher.serve_agent_since(IDS[a], at).await,

@@ -245,15 +245,15 @@ impl Store {
         Ok(reply[0] == "offered")
     }
 
-    /// Offers an agent that became free at `since_ms` the best ticket that was waiting then;
-    /// the ticket, if any.
+    /// Offers an agent that became free at event `since` (the event's `seq`) the best ticket
+    /// that was waiting then; the ticket, if any.
     pub async fn offer_agent(
         &self,
         agent: &str,
         offer: &OfferId,
         timeout: Duration,
         scan: u32,
-        since_ms: i64,
+        since: i64,
     ) -> Result<Option<String>, StoreError> {
         let reply = self
             .fcall(
@@ -263,7 +263,7 @@ impl Store {
                     offer.as_str(),
                     &millis(timeout),
                     &scan.to_string(),
-                    &since_ms.to_string(),
+                    &since.to_string(),
                 ],
             )
             .await?;
