@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use dispatcher::Application;
-use http_kit::shutdown_signal;
-use shared::config::Settings;
+use http_kit::{run_service, shutdown_signal, Exit};
 
 const USAGE: &str = "usage: dispatcher [serve]\n       dispatcher mint-token --role ROLE --sub SUBJECT [--ttl SECONDS]";
 
@@ -26,39 +25,13 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    shared::telemetry::init();
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("dispatcher: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dispatcher: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let app = match Application::build(settings).await {
-            Ok(app) => app,
-            Err(e) => {
-                eprintln!("dispatcher: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        match app.run_until_stopped(shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("dispatcher: {e}");
-                ExitCode::FAILURE
-            }
-        }
+    run_service("dispatcher", |settings| async move {
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| Exit::Startup(e.to_string()))?;
+        app.run_until_stopped(shutdown_signal())
+            .await
+            .map_err(|e| Exit::Runtime(e.to_string()))
     })
 }
 

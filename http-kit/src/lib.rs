@@ -141,3 +141,51 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// How a service run ended badly.
+#[derive(Debug)]
+pub enum Exit {
+    /// It could not start (bad configuration, address in use): exit code 2.
+    Startup(String),
+    /// It failed while running: exit code 1.
+    Runtime(String),
+}
+
+/// The whole of a service's `main`: logging, settings from the environment, a multi-threaded
+/// runtime, then `serve`; every failure is one line on stderr naming the service.
+pub fn run_service<F, Fut>(name: &str, serve: F) -> std::process::ExitCode
+where
+    F: FnOnce(shared::config::Settings) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Exit>>,
+{
+    use std::process::ExitCode;
+    shared::telemetry::init();
+    let settings = match shared::config::Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit::Startup(e)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(2)
+        }
+        Err(Exit::Runtime(e)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
