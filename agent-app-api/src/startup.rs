@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use http_kit::{health, method_not_allowed, not_found};
+use ledger::PayRules;
 use shared::config::{ConfigError, Settings};
 use shared::store::Store;
 use tokio::task::JoinHandle;
@@ -50,6 +51,8 @@ impl Application {
         if let Err(e) = store.load_library().await {
             tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
         }
+        let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
+            .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
         let bind_error = |source| StartupError::Bind {
             addr: settings.agent_api_listen.clone(),
             source,
@@ -69,11 +72,20 @@ impl Application {
             origins: settings.agent_app_origins.clone(),
             shutdown: shutdown.clone(),
         });
-        let data = (web::Data::new(store.clone()), web::Data::new(verifier));
+        let data = (
+            web::Data::new(store.clone()),
+            web::Data::new(verifier),
+            web::Data::new(ledger),
+            web::Data::new(PayRules {
+                breaks_paid: settings.breaks_paid,
+            }),
+        );
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.0.clone())
                 .app_data(data.1.clone())
+                .app_data(data.2.clone())
+                .app_data(data.3.clone())
                 .app_data(gateway.clone())
                 .configure(health)
                 .service(
@@ -84,6 +96,11 @@ impl Application {
                 .service(
                     web::resource("/v1/me")
                         .route(web::get().to(me::me))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/v1/me/shifts")
+                        .route(web::get().to(me::shifts))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .default_service(web::to(not_found))

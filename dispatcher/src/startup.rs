@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use http_kit::{health, not_found, BodyLimit};
+use ledger::PayRules;
 use shared::config::{ConfigError, Settings};
 use shared::store::Store;
 use tokio::task::JoinHandle;
@@ -56,6 +57,8 @@ impl Application {
         if let Err(e) = store.load_library().await {
             tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
         }
+        let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
+            .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
         let listener = TcpListener::bind(&settings.dispatcher_listen).map_err(|source| {
             StartupError::Bind {
                 addr: settings.dispatcher_listen.clone(),
@@ -69,6 +72,10 @@ impl Application {
             web::Data::new(verifier),
             web::Data::new(fences),
             web::Data::new(BodyLimit::default()),
+            web::Data::new(ledger.clone()),
+            web::Data::new(PayRules {
+                breaks_paid: settings.breaks_paid,
+            }),
         );
         let server = HttpServer::new(move || {
             App::new()
@@ -76,6 +83,8 @@ impl Application {
                 .app_data(data.1.clone())
                 .app_data(data.2.clone())
                 .app_data(data.3.clone())
+                .app_data(data.4.clone())
+                .app_data(data.5.clone())
                 .configure(health)
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
@@ -92,6 +101,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let matcher = Matcher::new(store.clone(), settings.offer_timeout);
         let consumer = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
+        let writer = ledger.run_writer(store.clone(), consumer.clone(), shutdown.clone());
         let timers = Timers {
             store,
             matcher: matcher.clone(),
@@ -101,6 +111,7 @@ impl Application {
         let workers = vec![
             tokio::spawn(matcher.run(consumer, shutdown.clone())),
             tokio::spawn(timers.run(shutdown.clone())),
+            tokio::spawn(writer),
         ];
         tracing::info!(port, namespace = %settings.namespace, "dispatcher listening");
         Ok(Self {

@@ -13,9 +13,9 @@ mod body;
 mod health;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use shared::error::{ClientError, ErrorCode};
-use shared::store::StoreError;
+use shared::store::{Store, StoreError};
 
 pub use auth::{bearer, Admin, AgentOnly, Allowed, Authenticated, Payroll, Tickets};
 pub use body::{BodyLimit, ValidJson};
@@ -188,4 +188,71 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a client is told when the ledger fails: 503 while PostgreSQL is away (dispatch goes on).
+pub fn ledger_error(e: ledger::LedgerError) -> ApiError {
+    tracing::warn!(error = %e, "ledger unavailable");
+    ApiError::new(
+        ErrorCode::LedgerUnavailable,
+        "the shift ledger is unavailable; dispatch goes on, retry the report shortly",
+    )
+}
+
+/// The authoritative clock (Redis) in whole seconds, or this machine's if Redis is away.
+pub async fn now_secs(store: &Store) -> i64 {
+    match store.now_ms().await {
+        Ok(ms) => ms.div_euclid(1000),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+    }
+}
+
+/// Whether the client asked for CSV (`format=csv` or `Accept: text/csv`); 400 for an unknown
+/// format.
+pub fn wants_csv(req: &HttpRequest, format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::MalformedQuery,
+            format!("format: {other:?} is not csv or json"),
+        )),
+        None => Ok(req
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv"))),
+    }
+}
+
+/// A CSV body.
+pub fn csv_response(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .body(body)
+}
+
+/// The shifts report as JSON or CSV.
+pub fn shifts_response(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    rows: Vec<ledger::report::ShiftView>,
+    csv: bool,
+) -> HttpResponse {
+    if csv {
+        return csv_response(ledger::report::csv_document(
+            ledger::report::SHIFT_COLUMNS,
+            rows.iter().map(ledger::report::ShiftView::record),
+        ));
+    }
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    HttpResponse::Ok().json(serde_json::json!({
+        "from": at(from),
+        "to": at(to),
+        "shifts": rows,
+    }))
 }

@@ -18,7 +18,9 @@ context (JSON), status, agent, offer, offer_agent, offers, created, qscore, assi
 completed_at, cancelled_at, outcome, note.
 ]]
 
-local MAXLEN = '2000000'
+-- A last-resort cap: the ledger trims what it has stored (and the matcher group has read);
+-- the cap only bounds memory if no ledger runs for days.
+local MAXLEN = '20000000'
 local OFFER_KEEP_SECS = 3600
 
 local function now_ms()
@@ -235,10 +237,12 @@ local function set_status_event(P, aid, a, status, reason, now)
 end
 
 -- Marks the agent's connection `conn` gone at `at`; starts the grace period if on shift.
-local function drop_connection(P, aid, a, conn, at, grace_ms, now)
+-- `lost` marks a connection whose gateway died: a shift it ends is marked recovered.
+local function drop_connection(P, aid, a, conn, at, grace_ms, now, lost)
   if a.conn ~= conn or a.connected ~= '1' then return false end
   a.connected = '0'
-  redis.call('HSET', agent_key(P, aid), 'connected', '0', 'disc_at', fmt(at), 'last_seen', fmt(at))
+  redis.call('HSET', agent_key(P, aid), 'connected', '0', 'disc_at', fmt(at), 'last_seen', fmt(at),
+    'lost', lost and '1' or '0')
   if a.inst and a.inst ~= '' then redis.call('SREM', P .. 'gw:' .. a.inst .. ':conns', aid) end
   withdraw_offer(P, aid, a, now, false)
   if a.status ~= 'offline' then redis.call('ZADD', P .. 'grace', fmt(at + grace_ms), aid) end
@@ -580,7 +584,9 @@ local function connect(keys, args)
   if not a then return {'agent_not_found'} end
   local grace_end = redis.call('ZSCORE', P .. 'grace', aid)
   if grace_end and a.connected ~= '1' and tonumber(grace_end) <= now then
-    end_shift(P, aid, a, now, tonumber(a.disc_at or now), 'disconnected')
+    local reason = 'disconnected'
+    if a.lost == '1' then reason = 'recovered' end
+    end_shift(P, aid, a, now, tonumber(a.disc_at or now), reason)
   end
   if a.connected == '1' and a.conn ~= '' and a.conn ~= conn then
     push(P, {kind = 'close', agent = aid, conn = a.conn, code = 4009})
@@ -606,7 +612,7 @@ local function disconnect(keys, args)
   local aid = args[1]
   local a = hgetall(agent_key(P, aid))
   if not a then return {'ok'} end
-  drop_connection(P, aid, a, args[2], now, tonumber(args[3]), now)
+  drop_connection(P, aid, a, args[2], now, tonumber(args[3]), now, false)
   return {'ok'}
 end
 
@@ -617,7 +623,9 @@ local function expire_grace(keys, args)
   for _, aid in ipairs(due) do
     local a = hgetall(agent_key(P, aid))
     if a and a.connected ~= '1' then
-      end_shift(P, aid, a, now, tonumber(a.disc_at or now), 'disconnected')
+      local reason = 'disconnected'
+      if a.lost == '1' then reason = 'recovered' end
+      end_shift(P, aid, a, now, tonumber(a.disc_at or now), reason)
     else
       redis.call('ZREM', P .. 'grace', aid)
     end
@@ -634,7 +642,7 @@ local function reap_gateway(keys, args)
   local n = 0
   for _, aid in ipairs(redis.call('SMEMBERS', P .. 'gw:' .. inst .. ':conns')) do
     local a = hgetall(agent_key(P, aid))
-    if a and a.inst == inst and drop_connection(P, aid, a, a.conn, seen, grace, now) then n = n + 1 end
+    if a and a.inst == inst and drop_connection(P, aid, a, a.conn, seen, grace, now, true) then n = n + 1 end
   end
   redis.call('DEL', P .. 'gw:' .. inst .. ':conns')
   redis.call('ZREM', P .. 'gateways', inst)
@@ -643,6 +651,17 @@ end
 
 -- Function names carry the library's content hash (filled in by shared/src/store/mod.rs), so
 -- instances of different builds sharing a Redis (a rolling deploy) each call their own code.
+-- A lease held by one instance at a time (the ledger writer). ARGV: name, holder, ttl ms.
+-- Reply: 'ok' if `holder` holds it now (taken or renewed), 'held' otherwise.
+local function lease(keys, args)
+  local P = prefix_of(keys)
+  local key = P .. 'lease:' .. args[1]
+  local current = redis.call('GET', key)
+  if current and current ~= args[2] then return {'held'} end
+  redis.call('SET', key, args[2], 'PX', tonumber(args[3]))
+  return {'ok'}
+end
+
 local function register(name, fn)
   redis.register_function('dispatch_' .. name .. '___VERSION__', fn)
 end
@@ -662,3 +681,4 @@ register('connect', connect)
 register('disconnect', disconnect)
 register('expire_grace', expire_grace)
 register('reap_gateway', reap_gateway)
+register('lease', lease)

@@ -21,7 +21,8 @@
 //! | `gateways` | zset | agent-app-api instances by last heartbeat (ms) |
 //! | `gw:<instance>:conns` | set | agents connected through an instance |
 //! | `idem:<key>` | string | `<body hash>|<ticket id>` for `Idempotency-Key` |
-//! | `seq` | string | arrival counter for FIFO order within a priority |
+//! | `seq` | string | the namespace's change counter (event `seq`, queue order) |
+//! | `lease:<name>` | string | who holds a lease (the ledger writer) |
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
 //! | `push` | channel | messages for the gateways ([`crate::protocol::Push`]) |
 

@@ -2,6 +2,7 @@
 //! is in the signature), call the store, map the result.
 
 pub mod agents;
+pub mod payroll;
 pub mod tickets;
 
 use actix_web::web;
@@ -19,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(agents::delete)),
         )
         .service(resource("/v1/tickets").route(web::post().to(tickets::create)))
+        .service(resource("/v1/payroll/shifts").route(web::get().to(payroll::shifts)))
+        .service(resource("/v1/payroll/workdays").route(web::get().to(payroll::workdays)))
         .service(
             resource("/v1/tickets/{ticket_id}")
                 .route(web::get().to(tickets::get))

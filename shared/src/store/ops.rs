@@ -411,4 +411,10 @@ impl Store {
             .await?;
         num("reaped", reply.get(1))
     }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`; `true` if `holder` holds it.
+    pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let reply = self.fcall("lease", &[name, holder, &millis(ttl)]).await?;
+        Ok(reply[0] == "ok")
+    }
 }

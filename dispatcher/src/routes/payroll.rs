@@ -1,0 +1,115 @@
+//! Payroll (API.md §7): shifts and local workdays, for payroll and operators.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use http_kit::{
+    csv_response, ledger_error, now_secs, parse_id, shifts_response, wants_csv, ApiError,
+    Authenticated, Payroll,
+};
+use ledger::report;
+use ledger::{Ledger, PayRules};
+use serde::Deserialize;
+use shared::domain::AgentId;
+use shared::error::ErrorCode;
+use shared::store::Store;
+
+/// The query of both payroll endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    agent_id: Option<String>,
+    format: Option<String>,
+}
+
+fn query(q: Result<web::Query<ReportQuery>, actix_web::Error>) -> Result<ReportQuery, ApiError> {
+    q.map(web::Query::into_inner)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))
+}
+
+/// The agent filter, if any: 422 if malformed, 404 if neither the roster nor the ledger knows it.
+async fn agent_filter(
+    raw: Option<String>,
+    store: &Store,
+    ledger: &Ledger,
+) -> Result<Option<AgentId>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let id: AgentId = parse_id("agent_id", raw)?;
+    let on_roster = store.agent(&id).await.map(|a| a.is_some()).unwrap_or(false);
+    if !on_roster
+        && !ledger
+            .knows_agent(id.as_str())
+            .await
+            .map_err(ledger_error)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::AgentNotFound,
+            format!("no agent {id}"),
+        ));
+    }
+    Ok(Some(id))
+}
+
+/// `GET /v1/payroll/shifts?from=…&to=…[&agent_id=…][&format=csv]`.
+pub async fn shifts(
+    _auth: Authenticated<Payroll>,
+    req: HttpRequest,
+    q: Result<web::Query<ReportQuery>, actix_web::Error>,
+    store: web::Data<Store>,
+    ledger: web::Data<Ledger>,
+    rules: web::Data<PayRules>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query(q)?;
+    let (from, to) = report::time_window(q.from.as_deref(), q.to.as_deref())?;
+    let csv = wants_csv(&req, q.format.as_deref())?;
+    let agent = agent_filter(q.agent_id, &store, &ledger).await?;
+    let rows = ledger
+        .shift_views(
+            from,
+            to,
+            agent.as_ref().map(AgentId::as_str),
+            now_secs(&store).await,
+            rules.breaks_paid,
+        )
+        .await
+        .map_err(ledger_error)?;
+    Ok(shifts_response(from, to, rows, csv))
+}
+
+/// `GET /v1/payroll/workdays?from=YYYY-MM-DD&to=YYYY-MM-DD[&agent_id=…][&format=csv]`.
+pub async fn workdays(
+    _auth: Authenticated<Payroll>,
+    req: HttpRequest,
+    q: Result<web::Query<ReportQuery>, actix_web::Error>,
+    store: web::Data<Store>,
+    ledger: web::Data<Ledger>,
+    rules: web::Data<PayRules>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query(q)?;
+    let (from, to) = report::date_window(q.from.as_deref(), q.to.as_deref())?;
+    let csv = wants_csv(&req, q.format.as_deref())?;
+    let agent = agent_filter(q.agent_id, &store, &ledger).await?;
+    let rows = ledger
+        .workday_rows(
+            from,
+            to,
+            agent.as_ref().map(AgentId::as_str),
+            now_secs(&store).await,
+            rules.breaks_paid,
+        )
+        .await
+        .map_err(ledger_error)?;
+    if csv {
+        return Ok(csv_response(report::csv_document(
+            report::WORKDAY_COLUMNS,
+            rows.iter().map(report::workday_record),
+        )));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "workdays": rows,
+    })))
+}

@@ -1,0 +1,91 @@
+//! The shift ledger: what was worked, kept in PostgreSQL for years.
+//!
+//! - [`arith`]: pure shift arithmetic (segments clipped to a window, paid time, pay rounded half
+//!   up, splitting at local midnights across DST), tested without any database.
+//! - [`apply`]: how one event of the stream changes the ledger.
+//! - [`writer`]: the lease-holding writer that keeps the ledger caught up with the stream.
+//! - [`query`]: payroll rows, read back (streamed, for exports of any size).
+//! - [`report`]: windows, JSON views and RFC 4180 CSV of the payroll endpoints and export.
+//!
+//! Redis holds the live state; this crate turns the namespace's event stream into shift records.
+//! Dispatch never waits on it: if PostgreSQL is down the stream keeps the events.
+
+pub mod apply;
+pub mod arith;
+pub mod query;
+pub mod report;
+pub mod writer;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// Pay rules from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct PayRules {
+    /// `BREAKS_PAID`: whether break time is paid.
+    pub breaks_paid: bool,
+}
+
+/// What can go wrong with the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// PostgreSQL cannot be reached or failed.
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Redis (the event stream) failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The live store failed.
+    #[error("store: {0}")]
+    Store(#[from] shared::store::StoreError),
+}
+
+/// The ledger of one namespace; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: PgPool,
+    namespace: String,
+}
+
+impl Ledger {
+    /// A ledger on the database at `url`. Connects lazily: only a malformed URL fails.
+    pub fn open(url: &str, namespace: &str) -> Result<Self, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(url)?;
+        Ok(Self {
+            pool,
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Applies the schema migrations (idempotent; safe from several instances at once).
+    pub async fn migrate(&self) -> Result<(), LedgerError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether PostgreSQL answers within a second.
+    pub async fn ping(&self) -> bool {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), probe).await,
+            Ok(Ok(_))
+        )
+    }
+}

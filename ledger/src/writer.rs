@@ -1,0 +1,191 @@
+//! Feeding the ledger from the event stream.
+//!
+//! Every dispatcher runs [`Ledger::run_writer`], but only the holder of the `ledger` lease in
+//! Redis writes, so events are applied in stream order. It reads the stream from the offset
+//! stored in PostgreSQL and applies each batch in one transaction that also advances the offset:
+//! reading is at-least-once, applying exactly once, and a replayed event changes nothing. While
+//! PostgreSQL is down the stream keeps the events and dispatch goes on; the writer catches up
+//! when it returns, then trims what it has stored from the stream.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use shared::store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{apply, close_shift, Event};
+use crate::{Ledger, LedgerError};
+
+/// How many events one transaction applies at most.
+const BATCH: usize = 1000;
+/// How long the writer's lease lasts without renewal.
+const LEASE: Duration = Duration::from_secs(10);
+/// How often open shifts are checked against the live state.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+/// Parses a stream id `ms-seq`.
+fn parse_id(id: &str) -> Option<(i64, i64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+impl Ledger {
+    /// Applies every event after the stored offset, in batches; returns how many were applied.
+    pub async fn catch_up(&self, store: &Store) -> Result<usize, LedgerError> {
+        let mut total = 0;
+        loop {
+            let n = self.apply_batch(store).await?;
+            total += n;
+            if n < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn offset(&self) -> Result<Option<(i64, i64)>, LedgerError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT last_ms, last_seq FROM ledger_offsets WHERE namespace = $1")
+                .bind(&self.namespace)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row)
+    }
+
+    async fn apply_batch(&self, store: &Store) -> Result<usize, LedgerError> {
+        let start = match self.offset().await? {
+            Some((ms, seq)) => format!("({ms}-{seq}"),
+            None => "-".to_owned(),
+        };
+        let mut conn = store.conn();
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(store.keys().events(), &start, "+", BATCH)
+            .await?;
+        let events: Vec<Event> = reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let (ms, seq) = parse_id(&entry.id)?;
+                let fields: HashMap<String, String> = entry
+                    .map
+                    .into_iter()
+                    .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
+                    .collect();
+                Some(Event { ms, seq, fields })
+            })
+            .collect();
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let (last_ms, last_seq) = (last.ms, last.seq);
+        let mut tx = self.pool.begin().await?;
+        for event in &events {
+            apply(&mut tx, &self.namespace, event).await?;
+        }
+        sqlx::query(
+            "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
+             ON CONFLICT (namespace) DO UPDATE SET last_ms = $2, last_seq = $3",
+        )
+        .bind(&self.namespace)
+        .bind(last_ms)
+        .bind(last_seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.trim(store, last_ms, last_seq).await;
+        Ok(events.len())
+    }
+
+    /// Drops from the stream what the ledger stored, unless the matcher has not read it yet.
+    async fn trim(&self, store: &Store, ms: i64, seq: i64) {
+        let mut conn = store.conn();
+        let groups: Result<redis::streams::StreamInfoGroupsReply, _> =
+            conn.xinfo_groups(store.keys().events()).await;
+        let matcher_done = groups.is_ok_and(|g| {
+            g.groups.iter().all(|group| {
+                parse_id(&group.last_delivered_id).is_some_and(|id| id >= (ms, seq))
+                    && group.pending == 0
+            })
+        });
+        if matcher_done {
+            let _: Result<i64, _> = redis::cmd("XTRIM")
+                .arg(store.keys().events())
+                .arg("MINID")
+                .arg("~")
+                .arg(format!("{ms}-{seq}"))
+                .query_async(&mut conn)
+                .await;
+        }
+    }
+
+    /// Closes open shifts the live state no longer has (Redis lost them, or every instance
+    /// crashed and the agent is gone): at the agent's last sign of life, marked recovered.
+    pub async fn reconcile(&self, store: &Store) -> Result<usize, LedgerError> {
+        let open: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT shift_id, agent_id, last_seen_at FROM shifts
+             WHERE namespace = $1 AND ended_at IS NULL",
+        )
+        .bind(&self.namespace)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut closed = 0;
+        for (shift, agent, last_seen) in open {
+            let mut conn = store.conn();
+            let live: Option<String> = conn.hget(store.keys().agent(&agent), "shift").await?;
+            if live.as_deref() != Some(shift.as_str()) {
+                let mut tx = self.pool.begin().await?;
+                close_shift(&mut tx, &self.namespace, &shift, last_seen, "recovered").await?;
+                tx.commit().await?;
+                tracing::warn!(%shift, %agent, "closed a shift the live state no longer has");
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Runs until `shutdown`: while holding the lease, keeps the ledger caught up.
+    pub async fn run_writer(self, store: Store, holder: String, shutdown: CancellationToken) {
+        let mut migrated = false;
+        let mut last_reconcile: Option<tokio::time::Instant> = None;
+        loop {
+            let wait = match self
+                .writer_step(&store, &holder, &mut migrated, &mut last_reconcile)
+                .await
+            {
+                Ok(true) => Duration::from_millis(100),
+                Ok(false) => Duration::from_secs(1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger writer waiting: events stay in the stream");
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One round; `Ok(true)` when this instance holds the lease.
+    async fn writer_step(
+        &self,
+        store: &Store,
+        holder: &str,
+        migrated: &mut bool,
+        last_reconcile: &mut Option<tokio::time::Instant>,
+    ) -> Result<bool, LedgerError> {
+        if !store.lease("ledger", holder, LEASE).await? {
+            return Ok(false);
+        }
+        if !*migrated {
+            self.migrate().await?;
+            *migrated = true;
+        }
+        self.catch_up(store).await?;
+        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+            self.reconcile(store).await?;
+            *last_reconcile = Some(tokio::time::Instant::now());
+        }
+        Ok(true)
+    }
+}
