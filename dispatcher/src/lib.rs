@@ -7,10 +7,12 @@
 //! - [`policy`]: the pure choice policy of API.md §5.
 //! - [`timers`]: offer deadlines, grace periods and silent gateways, all kept in Redis.
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
+//! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
 //!
 //! All state is in Redis and every transition is one function of `shared/src/dispatch.lua`, so
 //! any number of dispatchers may run against one namespace.
 
+pub mod export;
 pub mod geofence;
 pub mod matcher;
 pub mod policy;

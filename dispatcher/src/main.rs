@@ -1,18 +1,22 @@
 //! `dispatcher [serve]` runs the service; `dispatcher mint-token --role R --sub S [--ttl SECS]`
-//! prints an HS256 token signed with `JWT_SECRET`, for development and the README walk-through.
+//! prints an HS256 token signed with `JWT_SECRET`, for development and the README walk-through;
+//! `dispatcher export-shifts …` writes the payroll export from PostgreSQL ([`dispatcher::export`]).
 
 use std::process::ExitCode;
 
 use dispatcher::Application;
 use http_kit::{run_service, shutdown_signal, Exit};
 
-const USAGE: &str = "usage: dispatcher [serve]\n       dispatcher mint-token --role ROLE --sub SUBJECT [--ttl SECONDS]";
+const USAGE: &str = "usage: dispatcher [serve]
+       dispatcher mint-token --role ROLE --sub SUBJECT [--ttl SECONDS]
+       dispatcher export-shifts --from RFC3339 --to RFC3339 [--format csv|json] [--output FILE] [--agent-id ID]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(),
         Some("mint-token") => mint_token(&args[1..]),
+        Some("export-shifts") => dispatcher::export::main(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

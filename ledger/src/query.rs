@@ -131,4 +131,25 @@ impl Ledger {
         let shifts: Vec<Shift> = self.shifts(start, end, agent_id).try_collect().await?;
         Ok(workdays(&shifts, from, to, now, breaks_paid))
     }
+
+    /// How many shifts overlap `[from, to)` (for progress reporting).
+    pub async fn count_shifts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        agent_id: Option<&str>,
+    ) -> Result<u64, LedgerError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM shifts s
+             WHERE s.namespace = $1 AND s.started_at < $3 AND (s.ended_at IS NULL OR s.ended_at > $2)
+               AND ($4::text IS NULL OR s.agent_id = $4)",
+        )
+        .bind(&self.namespace)
+        .bind(from)
+        .bind(to)
+        .bind(agent_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }

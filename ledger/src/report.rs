@@ -202,6 +202,9 @@ pub fn workday_record(r: &WorkdayRow) -> [String; 10] {
     ]
 }
 
+/// The CSV writer type of [`csv_writer`].
+pub type CsvWriter<W> = csv::Writer<W>;
+
 /// An RFC 4180 CSV writer (CRLF line ends, quoting only where needed) over `out`.
 pub fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()

@@ -73,8 +73,11 @@ impl Settings {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
 
-        let namespace = or("DISPATCH_NAMESPACE", "dispatch");
-        check_identifier(&namespace).map_err(|e| ConfigError::new("DISPATCH_NAMESPACE", e))?;
+        let LedgerSettings {
+            database_url,
+            namespace,
+            breaks_paid,
+        } = LedgerSettings::from_lookup(&lookup)?;
 
         let jwt_key = match (get("JWT_SECRET"), get("JWT_PUBLIC_KEY_FILE")) {
             (Some(_), Some(_)) => {
@@ -114,16 +117,6 @@ impl Settings {
                 format!("{redis_url:?} is not a redis:// or rediss:// URL"),
             ));
         }
-        let database_url = or(
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/dispatch",
-        );
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                format!("{database_url:?} is not a postgres:// URL"),
-            ));
-        }
 
         let dispatcher_listen = listen_addr(&get, "DISPATCHER_LISTEN", "127.0.0.1:8080")?;
         let agent_api_listen = listen_addr(&get, "AGENT_API_LISTEN", "127.0.0.1:8081")?;
@@ -134,18 +127,6 @@ impl Settings {
                 .unwrap_or(u32::MAX);
         let disconnect_grace =
             Duration::from_secs(number(&get, "DISCONNECT_GRACE_SECS", 60, 0, 86_400)?);
-
-        let breaks_paid = match get("BREAKS_PAID").as_deref().map(str::trim) {
-            None => false,
-            Some("true" | "1" | "yes") => true,
-            Some("false" | "0" | "no") => false,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "BREAKS_PAID",
-                    format!("{other:?} is not true or false"),
-                ))
-            }
-        };
 
         let agent_app_origins = get("AGENT_APP_ORIGINS")
             .map(|v| {
@@ -190,6 +171,55 @@ impl Settings {
             self.jwt_issuer.as_deref(),
         )
         .map_err(|e| ConfigError::new("JWT_SECRET", e))
+    }
+}
+
+/// What the ledger and the payroll export need: a subset of [`Settings`] that needs no JWT key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DISPATCH_NAMESPACE`.
+    pub namespace: String,
+    /// `BREAKS_PAID`.
+    pub breaks_paid: bool,
+}
+
+impl LedgerSettings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let namespace = get("DISPATCH_NAMESPACE").unwrap_or_else(|| "dispatch".into());
+        check_identifier(&namespace).map_err(|e| ConfigError::new("DISPATCH_NAMESPACE", e))?;
+        let database_url = get("DATABASE_URL")
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/dispatch".into());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("{database_url:?} is not a postgres:// URL"),
+            ));
+        }
+        let breaks_paid = match get("BREAKS_PAID").as_deref().map(str::trim) {
+            None => false,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "BREAKS_PAID",
+                    format!("{other:?} is not true or false"),
+                ))
+            }
+        };
+        Ok(Self {
+            database_url,
+            namespace,
+            breaks_paid,
+        })
     }
 }
 
