@@ -94,7 +94,7 @@ pub async fn run(
             let mut w = report::csv_writer(out);
             w.write_record(report::SHIFT_COLUMNS)
                 .map_err(|e| e.to_string())?;
-            Sink::Csv(w)
+            Sink::Csv(Box::new(w))
         }
         Format::Json => {
             let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -129,7 +129,7 @@ fn io(e: std::io::Error) -> String {
 
 /// Where rows go: a CSV writer, or the JSON array being written.
 enum Sink<'a> {
-    Csv(report::CsvWriter<&'a mut dyn Write>),
+    Csv(Box<report::CsvWriter<&'a mut dyn Write>>),
     Json(&'a mut dyn Write),
 }
 
