@@ -78,22 +78,65 @@ impl Ledger {
             return Ok(0);
         };
         let (last_ms, last_seq) = (last.ms, last.seq);
+        match self.store_batch(&events, false).await {
+            Err(LedgerError::Database(sqlx::Error::Database(e))) => {
+                // The database refused an event (a constraint): find it, record it, go on,
+                // rather than retrying the same batch forever.
+                tracing::warn!(error = %e, "a batch was refused; applying it event by event");
+                self.store_batch(&events, true).await?;
+            }
+            other => other?,
+        }
+        self.trim(store, last_ms, last_seq).await;
+        Ok(events.len())
+    }
+
+    /// Applies `events` and advances the offset in one transaction. With `isolate`, each event
+    /// runs under a savepoint and one the database refuses goes to `ledger_rejects` instead.
+    async fn store_batch(&self, events: &[Event], isolate: bool) -> Result<(), LedgerError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
         let mut tx = self.pool.begin().await?;
-        for event in &events {
-            apply(&mut tx, &self.namespace, event).await?;
+        for event in events {
+            if !isolate {
+                apply(&mut tx, &self.namespace, event).await?;
+                continue;
+            }
+            sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
+            match apply(&mut tx, &self.namespace, event).await {
+                Ok(()) => {}
+                Err(sqlx::Error::Database(refusal)) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT event")
+                        .execute(&mut *tx)
+                        .await?;
+                    tracing::error!(error = %refusal, ms = event.ms, seq = event.seq, "event refused by the ledger; recorded in ledger_rejects");
+                    sqlx::query(
+                        "INSERT INTO ledger_rejects (namespace, event_ms, event_seq, event, error)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&self.namespace)
+                    .bind(event.ms)
+                    .bind(event.seq)
+                    .bind(serde_json::to_value(&event.fields).unwrap_or_default())
+                    .bind(refusal.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
         sqlx::query(
             "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO UPDATE SET last_ms = $2, last_seq = $3",
         )
         .bind(&self.namespace)
-        .bind(last_ms)
-        .bind(last_seq)
+        .bind(last.ms)
+        .bind(last.seq)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.trim(store, last_ms, last_seq).await;
-        Ok(events.len())
+        Ok(())
     }
 
     /// Drops from the stream what the ledger stored, unless the matcher has not read it yet.
@@ -120,6 +163,9 @@ impl Ledger {
 
     /// Closes open shifts the live state no longer has (Redis lost them, or every instance
     /// crashed and the agent is gone): at the agent's last sign of life, marked recovered.
+    ///
+    /// The live state is read first and the stream applied after: a shift that ended in Redis
+    /// meanwhile has its `shift_ended` in the stream by then, and is closed by it, not here.
     pub async fn reconcile(&self, store: &Store) -> Result<usize, LedgerError> {
         let open: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
             "SELECT shift_id, agent_id, last_seen_at FROM shifts
@@ -128,17 +174,35 @@ impl Ledger {
         .bind(&self.namespace)
         .fetch_all(&self.pool)
         .await?;
-        let mut closed = 0;
+        let mut gone = Vec::new();
         for (shift, agent, last_seen) in open {
             let mut conn = store.conn();
             let live: Option<String> = conn.hget(store.keys().agent(&agent), "shift").await?;
             if live.as_deref() != Some(shift.as_str()) {
-                let mut tx = self.pool.begin().await?;
-                close_shift(&mut tx, &self.namespace, &shift, last_seen, "recovered").await?;
-                tx.commit().await?;
+                gone.push((shift, agent, last_seen));
+            }
+        }
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        self.catch_up(store).await?;
+        let mut closed = 0;
+        for (shift, agent, last_seen) in gone {
+            let mut tx = self.pool.begin().await?;
+            if close_shift(
+                &mut tx,
+                &self.namespace,
+                &shift,
+                last_seen,
+                "recovered",
+                true,
+            )
+            .await?
+            {
                 tracing::warn!(%shift, %agent, "closed a shift the live state no longer has");
                 closed += 1;
             }
+            tx.commit().await?;
         }
         Ok(closed)
     }
