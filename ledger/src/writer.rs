@@ -23,6 +23,9 @@ const BATCH: usize = 1000;
 const LEASE: Duration = Duration::from_secs(10);
 /// How often open shifts are checked against the live state.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How long events stay in the stream after the ledger stored them: the recent past stays
+/// readable for operators, audits and consumers that come later.
+const RETAIN: Duration = Duration::from_secs(3600);
 
 /// Parses a stream id `ms-seq`.
 fn parse_id(id: &str) -> Option<(i64, i64)> {
@@ -139,8 +142,18 @@ impl Ledger {
         Ok(())
     }
 
-    /// Drops from the stream what the ledger stored, unless the matcher has not read it yet.
+    /// Drops from the stream what the ledger stored over an hour ago, unless the matcher has not
+    /// read it yet.
     async fn trim(&self, store: &Store, ms: i64, seq: i64) {
+        let Ok(now) = store.now_ms().await else {
+            return;
+        };
+        let retain = i64::try_from(RETAIN.as_millis()).unwrap_or(i64::MAX);
+        let (ms, seq) = if now - retain < ms {
+            (now - retain, 0)
+        } else {
+            (ms, seq)
+        };
         let mut conn = store.conn();
         let groups: Result<redis::streams::StreamInfoGroupsReply, _> =
             conn.xinfo_groups(store.keys().events()).await;

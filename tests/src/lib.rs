@@ -4,6 +4,7 @@
 //! in parallel without seeing each other); [`TestApp`] has one helper per endpoint, and
 //! [`AgentClient`] is a real WebSocket client. [`Options`] tunes timeouts and instance counts.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -108,13 +109,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
+/// A fresh, random namespace.
+pub fn fresh_namespace() -> String {
+    format!("t-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Starts services as `opts` says.
 pub async fn spawn_with(opts: Options) -> TestApp {
-    let namespace = opts
-        .namespace
-        .clone()
-        .unwrap_or_else(|| format!("t-{}", uuid::Uuid::new_v4().simple()));
+    let namespace = opts.namespace.clone().unwrap_or_else(fresh_namespace);
     let settings = settings(&opts, &namespace);
+    spawn_from(settings, namespace, opts.dispatchers, opts.gateways).await
+}
+
+/// Starts `dispatchers` dispatchers and `gateways` gateways with `settings`, whose namespace is
+/// `namespace`.
+pub async fn spawn_from(
+    settings: Settings,
+    namespace: String,
+    dispatchers: usize,
+    gateways: usize,
+) -> TestApp {
     let mut app = TestApp {
         dispatchers: Vec::new(),
         gateways: Vec::new(),
@@ -123,7 +137,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         stops: Vec::new(),
         tasks: Vec::new(),
     };
-    for _ in 0..opts.dispatchers {
+    for _ in 0..dispatchers {
         let built = dispatcher::Application::build(settings.clone())
             .await
             .expect("dispatcher starts");
@@ -135,7 +149,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             let _ = built.run_until_stopped(async { drop(rx.await) }).await;
         }));
     }
-    for _ in 0..opts.gateways {
+    for _ in 0..gateways {
         let built = agent_app_api::Application::build(settings.clone())
             .await
             .expect("gateway starts");
@@ -191,7 +205,13 @@ pub struct Answer {
     pub content_type: String,
 }
 
-async fn answer(resp: reqwest::Response) -> Answer {
+/// Sends a request as built (no token added; a 30 s timeout) and reads the answer.
+pub async fn fetch(req: reqwest::RequestBuilder) -> Answer {
+    let resp = req
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("request is sent");
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()
@@ -220,12 +240,7 @@ impl TestApp {
 
     /// Sends `req` with a bearer token for `role`.
     pub async fn send(&self, req: reqwest::RequestBuilder, role: &str) -> Answer {
-        let resp = req
-            .bearer_auth(token(role, "tester"))
-            .send()
-            .await
-            .expect("request is sent");
-        answer(resp).await
+        fetch(req.bearer_auth(token(role, "tester"))).await
     }
 
     /// `PUT /v1/agents/{id}` as admin.
@@ -310,19 +325,29 @@ impl TestApp {
         }
     }
 
-    /// Creates agent `id` and connects it over the first gateway (header auth).
-    pub async fn agent(&self, id: &str, profile: &Value) -> AgentClient {
+    /// Creates (or replaces) agent `id` on the roster without connecting it.
+    pub async fn add_agent(&self, id: &str, profile: &Value) {
         let a = self.put_agent(id, profile).await;
         assert!(a.status == 201 || a.status == 200, "agent created: {a:?}");
+    }
+
+    /// Creates agent `id` and connects it over the first gateway (header auth).
+    pub async fn agent(&self, id: &str, profile: &Value) -> AgentClient {
+        self.add_agent(id, profile).await;
         AgentClient::connect(&self.gateways[0], id).await
+    }
+
+    /// Creates agent `id`, connects it over the first gateway and consumes its `welcome`.
+    pub async fn welcomed_agent(&self, id: &str, profile: &Value) -> AgentClient {
+        let mut agent = self.agent(id, profile).await;
+        agent.expect("welcome").await;
+        agent
     }
 
     /// Creates agent `id`, connects it and sets it `available`.
     pub async fn available_agent(&self, id: &str, profile: &Value) -> AgentClient {
-        let mut agent = self.agent(id, profile).await;
-        agent.expect("welcome").await;
-        agent.set_status("available").await;
-        agent
+        self.add_agent(id, profile).await;
+        AgentClient::connect_available(&self.gateways[0], id).await
     }
 
     /// A Redis connection, for inspecting the namespace.
@@ -335,26 +360,17 @@ impl TestApp {
     }
 
     /// Every event of the namespace's stream, as field maps.
-    pub async fn events(&self) -> Vec<std::collections::HashMap<String, String>> {
-        let mut conn = self.redis().await;
-        let key = shared::keys::Keys::new(&self.namespace).events();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .expect("xrange");
-        reply
-            .ids
-            .into_iter()
-            .map(|e| {
-                e.map
-                    .into_iter()
-                    .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
-                    .collect()
-            })
-            .collect()
+    pub async fn events(&self) -> Vec<HashMap<String, String>> {
+        stream_events(&self.namespace).await
+    }
+
+    /// `GET /v1/me` on the first gateway with `token` (no `Authorization` header if empty).
+    pub async fn get_me(&self, token: &str) -> Answer {
+        let mut req = self.http.get(self.gateway("/v1/me"));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        fetch(req).await
     }
 
     /// Stops the services (as SIGTERM would).
@@ -387,11 +403,63 @@ impl Drop for TestApp {
     }
 }
 
+/// Every event of `namespace`'s stream (in the test Redis), in stream order, as field maps.
+pub async fn stream_events(namespace: &str) -> Vec<HashMap<String, String>> {
+    let mut conn = redis::Client::open(REDIS_URL)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(shared::keys::Keys::new(namespace).events())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("xrange");
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            e.map
+                .into_iter()
+                .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Removes every key of `namespace` over `conn` (best effort).
+pub async fn delete_namespace_keys(conn: &mut impl redis::aio::ConnectionLike, namespace: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{namespace}}}:*"))
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(conn).await;
+    }
+}
+
+/// Removes every key of `namespace` from the test Redis (best effort).
+pub async fn drop_namespace(namespace: &str) {
+    let Ok(client) = redis::Client::open(REDIS_URL) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    delete_namespace_keys(&mut conn, namespace).await;
+}
+
+/// A raw WebSocket connection.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// A real WebSocket client of the agent API.
 pub struct AgentClient {
     /// The agent's id.
     pub id: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Ws,
 }
 
 /// How a connection ended.
@@ -403,8 +471,26 @@ pub struct Closed {
     pub reason: String,
 }
 
-fn ws_url(base: &str) -> String {
+/// The agent WebSocket URL of the service at `base` (`http://127.0.0.1:port`).
+pub fn ws_url(base: &str) -> String {
     format!("{}/v1/agent/ws", base.replacen("http://", "ws://", 1))
+}
+
+/// A handshake to `url` with exactly `headers`; the error is the HTTP status of a refusal.
+pub async fn handshake(url: &str, headers: &[(&str, String)]) -> Result<Ws, u16> {
+    let mut req = url.into_client_request().expect("valid ws url");
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
 }
 
 impl AgentClient {
@@ -423,25 +509,26 @@ impl AgentClient {
         token: &str,
         origin: Option<&str>,
     ) -> Result<Self, u16> {
-        let mut req = ws_url(gateway).into_client_request().expect("valid ws url");
+        let mut headers = Vec::new();
         if !token.is_empty() {
-            req.headers_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().expect("header value"),
-            );
+            headers.push(("authorization", format!("Bearer {token}")));
         }
         if let Some(origin) = origin {
-            req.headers_mut()
-                .insert("origin", origin.parse().expect("header value"));
+            headers.push(("origin", origin.to_owned()));
         }
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(Self {
-                id: id.to_owned(),
-                ws,
-            }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-            Err(e) => panic!("websocket connect failed: {e}"),
-        }
+        let ws = handshake(&ws_url(gateway), &headers).await?;
+        Ok(Self {
+            id: id.to_owned(),
+            ws,
+        })
+    }
+
+    /// Connects (header auth), consumes the `welcome` and sets the agent `available`.
+    pub async fn connect_available(gateway: &str, id: &str) -> Self {
+        let mut agent = Self::connect(gateway, id).await;
+        agent.expect("welcome").await;
+        agent.set_status("available").await;
+        agent
     }
 
     /// Connects without a header, for first-frame authentication.
@@ -492,7 +579,12 @@ impl AgentClient {
 
     /// The next frame, which must be of `kind`; fails the test otherwise.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        match self.next(FRAME_WAIT).await {
+        self.expect_within(kind, FRAME_WAIT).await
+    }
+
+    /// The next frame, which must come within `wait` and be of `kind`; fails the test otherwise.
+    pub async fn expect_within(&mut self, kind: &str, wait: Duration) -> Value {
+        match self.next(wait).await {
             Ok(Some(frame)) => {
                 assert_eq!(
                     frame["type"], kind,
@@ -501,7 +593,7 @@ impl AgentClient {
                 );
                 frame
             }
-            Ok(None) => panic!("{}: no {kind} frame within {FRAME_WAIT:?}", self.id),
+            Ok(None) => panic!("{}: no {kind} frame within {wait:?}", self.id),
             Err(c) => panic!("{}: closed ({c:?}) while waiting for {kind}", self.id),
         }
     }

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dispatcher::matcher::Matcher;
-use e2e::{profile, spawn_with, token, AgentClient, Options, REDIS_URL};
+use e2e::{
+    drop_namespace, fresh_namespace, profile, spawn_with, stream_events, token, AgentClient,
+    Options, REDIS_URL,
+};
 use serde_json::{json, Value};
 use shared::domain::{AgentId, AgentProfile, NewTicket, OfferId, RequestedStatus, TicketId};
 use shared::keys::Keys;
@@ -48,50 +51,6 @@ fn seed() -> u64 {
     let seed = uuid::Uuid::new_v4().as_u64_pair().0;
     eprintln!("random seed: {seed:#x}");
     seed
-}
-
-/// Every event of a namespace's stream, in stream order.
-async fn events_of(namespace: &str) -> Vec<Event> {
-    let mut conn = redis::Client::open(REDIS_URL)
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(Keys::new(namespace).events())
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .expect("xrange");
-    reply
-        .ids
-        .into_iter()
-        .map(|e| {
-            e.map
-                .into_iter()
-                .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
-                .collect()
-        })
-        .collect()
-}
-
-/// Removes every key of a namespace.
-async fn drop_namespace(namespace: &str) {
-    let Ok(client) = redis::Client::open(REDIS_URL) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{namespace}}}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    for chunk in keys.chunks(500) {
-        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
-    }
 }
 
 fn field<'a>(e: &'a Event, k: &str) -> &'a str {
@@ -423,9 +382,8 @@ async fn under_load_across_instances_every_ticket_is_assigned_once_and_completed
         );
         let a = put.await;
         assert_eq!(a.status, 201, "agent {id} created: {:?}", a.body);
-        let mut client = AgentClient::connect(&app.gateways[i % app.gateways.len()], &id).await;
-        client.expect("welcome").await;
-        client.set_status("available").await;
+        let client =
+            AgentClient::connect_available(&app.gateways[i % app.gateways.len()], &id).await;
         max_of.insert(id.clone(), max);
         let behaviour = match i % 4 {
             2 => Behaviour {
@@ -651,7 +609,7 @@ async fn under_load_across_instances_every_ticket_is_assigned_once_and_completed
 // ---------------------------------------------------------------------------------------------
 
 async fn fresh_store() -> (Store, String) {
-    let namespace = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let namespace = fresh_namespace();
     let store = Store::open(REDIS_URL, &namespace).expect("store");
     store.load_library().await.expect("library loads");
     (store, namespace)
@@ -758,7 +716,7 @@ async fn race_matching(agents: usize, tickets: usize, tasks: usize) {
         j.await.expect("task").expect("matching calls succeed");
     }
 
-    let events = events_of(&namespace).await;
+    let events = stream_events(&namespace).await;
     let created: Vec<&Event> = events
         .iter()
         .filter(|e| field(e, "type") == "offer_created")
@@ -905,7 +863,7 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
         outcomes.push(j.await.expect("task"));
     }
 
-    let events = events_of(&namespace).await;
+    let events = stream_events(&namespace).await;
     for (i, a1, a2, d, c) in outcomes {
         let (ticket, _, agent) = &offers[i];
         let ok_accepts = usize::from(a1.is_ok()) + usize::from(a2.is_ok());

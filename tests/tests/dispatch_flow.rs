@@ -11,10 +11,15 @@ async fn a_posted_ticket_is_offered_accepted_and_completed() {
         .available_agent("a-17", &profile(&["sv", "en"], json!({"refunds": 4}), 2))
         .await;
 
-    let id = app.new_ticket(&ticket("sv", json!({"refunds": 3}), 5)).await;
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
     let offer = agent.expect("offer").await;
     assert_eq!(offer["ticket_id"], id.as_str());
-    assert!(offer.get("context").is_none(), "offers never show the context");
+    assert!(
+        offer.get("context").is_none(),
+        "offers never show the context"
+    );
     assert_eq!(app.get_ticket(&id).await.body["status"], "offered");
 
     agent

@@ -1,9 +1,7 @@
 //! The HTTP surface of both services against API.md §1–§4 and `/v1/me` (§7): health, tokens and
 //! roles, problem documents, the roster, tickets with idempotency, and the fallbacks.
 
-use std::time::Duration;
-
-use e2e::{profile, spawn_app, ticket, token, AgentClient, Answer, TestApp, SECRET};
+use e2e::{fetch, profile, spawn_app, ticket, token, AgentClient, Answer, TestApp, SECRET};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -11,28 +9,6 @@ use serde_json::{json, Value};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Sends a request as built (no token added) and reads the answer.
-async fn fetch(req: reqwest::RequestBuilder) -> Answer {
-    let resp = req
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .expect("request is sent");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        content_type,
-    }
-}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -416,12 +392,7 @@ async fn a_token_expired_within_the_30_second_leeway_is_accepted() {
     )
     .await;
     assert_eq!(a.status, 201, "{a:?}");
-    let a = fetch(
-        app.http
-            .get(app.gateway("/v1/me"))
-            .bearer_auth(recent("agent", "a-leeway")),
-    )
-    .await;
+    let a = app.get_me(&recent("agent", "a-leeway")).await;
     assert_eq!(a.status, 200, "{a:?}");
 }
 
@@ -1401,12 +1372,7 @@ async fn me_returns_the_agents_own_profile_and_state() {
     let body = profile(&["sv", "en"], json!({"refunds": 4}), 2);
     app.put_agent("a-17", &body).await;
     app.put_agent("a-18", &profile(&["de"], json!({}), 1)).await;
-    let a = fetch(
-        app.http
-            .get(app.gateway("/v1/me"))
-            .bearer_auth(token("agent", "a-17")),
-    )
-    .await;
+    let a = app.get_me(&token("agent", "a-17")).await;
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["agent_id"], "a-17");
     for (k, v) in body.as_object().expect("object") {
@@ -1422,12 +1388,7 @@ async fn me_with_an_admin_token_is_403() {
     let app = spawn_app().await;
     app.put_agent("a-17", &profile(&["sv"], json!({}), 1)).await;
     for role in ["admin", "escalation", "payroll"] {
-        let a = fetch(
-            app.http
-                .get(app.gateway("/v1/me"))
-                .bearer_auth(token(role, "a-17")),
-        )
-        .await;
+        let a = app.get_me(&token(role, "a-17")).await;
         assert!(a.status == 403, "{role}: {a:?}");
         assert_problem(&a, 403);
     }
@@ -1436,18 +1397,13 @@ async fn me_with_an_admin_token_is_403() {
 #[tokio::test]
 async fn me_for_an_agent_not_on_the_roster_is_404() {
     let app = spawn_app().await;
-    let a = fetch(
-        app.http
-            .get(app.gateway("/v1/me"))
-            .bearer_auth(token("agent", "a-ghost")),
-    )
-    .await;
+    let a = app.get_me(&token("agent", "a-ghost")).await;
     assert_problem(&a, 404);
 }
 
 #[tokio::test]
 async fn me_without_a_token_is_401() {
     let app = spawn_app().await;
-    let a = fetch(app.http.get(app.gateway("/v1/me"))).await;
+    let a = app.get_me("").await;
     assert_problem(&a, 401);
 }

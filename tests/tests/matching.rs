@@ -54,22 +54,6 @@ async fn a_moment() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-/// The next frame, which must come within `wait` and be of `kind`.
-async fn expect_within(agent: &mut AgentClient, kind: &str, wait: Duration) -> Value {
-    match agent.next(wait).await {
-        Ok(Some(frame)) => {
-            assert_eq!(
-                frame["type"], kind,
-                "{}: expected {kind}, got {frame}",
-                agent.id
-            );
-            frame
-        }
-        Ok(None) => panic!("{}: no {kind} within {wait:?}", agent.id),
-        Err(c) => panic!("{}: closed ({c:?}) while waiting for {kind}", agent.id),
-    }
-}
-
 /// Waits for an offer of `ticket` and returns its offer id.
 async fn offered(agent: &mut AgentClient, ticket: &str) -> String {
     let offer = agent.expect("offer").await;
@@ -307,8 +291,7 @@ async fn a_ticket_posted_right_after_an_agent_goes_available_still_goes_to_the_a
 {
     let app = spawn_app().await;
     let mut longest = app.available_agent("z", &sv(json!({}), 1)).await;
-    let mut newcomer = app.agent("a", &sv(json!({}), 1)).await;
-    newcomer.expect("welcome").await;
+    let mut newcomer = app.welcomed_agent("a", &sv(json!({}), 1)).await;
 
     // The race between "an agent became free" and "a ticket arrived" is lost only now and then,
     // so it is run many times.
@@ -334,8 +317,7 @@ async fn a_ticket_posted_right_after_an_agent_goes_available_still_goes_to_the_a
 async fn a_ticket_arriving_as_another_agent_goes_available_still_goes_to_the_agent_idle_longest() {
     let app = spawn_app().await;
     let mut longest = app.available_agent("z", &sv(json!({}), 1)).await;
-    let mut newcomer = app.agent("a", &sv(json!({}), 1)).await;
-    newcomer.expect("welcome").await;
+    let mut newcomer = app.welcomed_agent("a", &sv(json!({}), 1)).await;
 
     // Whichever lands first, the ticket finds `z` free and idle longer: `z` must get it. The two
     // land in the same millisecond only now and then, so it is run many times.
@@ -415,8 +397,7 @@ async fn an_agent_missing_one_of_the_skills_is_not_offered_the_ticket() {
 #[tokio::test]
 async fn a_connected_agent_not_on_shift_is_not_offered_tickets() {
     let app = spawn_app().await;
-    let mut agent = app.agent("a", &sv(json!({}), 1)).await;
-    agent.expect("welcome").await;
+    let mut agent = app.welcomed_agent("a", &sv(json!({}), 1)).await;
 
     let id = app.new_ticket(&sv_ticket(5)).await;
 
@@ -558,9 +539,7 @@ async fn waiting_tickets_are_offered_by_priority_then_oldest_first() {
     let older = app.new_ticket(&sv_ticket(5)).await;
     let newer = app.new_ticket(&sv_ticket(5)).await;
 
-    let mut agent = AgentClient::connect(&app.gateways[0], "a").await;
-    agent.expect("welcome").await;
-    agent.set_status("available").await;
+    let mut agent = AgentClient::connect_available(&app.gateways[0], "a").await;
 
     for expected in [&high, &older, &newer, &low] {
         take(&mut agent, expected).await;
@@ -585,7 +564,7 @@ async fn a_declined_ticket_goes_at_once_to_the_next_eligible_agent() {
 
     decline(&mut first, &offer).await;
 
-    let next = expect_within(&mut second, "offer", AT_ONCE).await;
+    let next = second.expect_within("offer", AT_ONCE).await;
     assert_eq!(next["ticket_id"], id.as_str());
     assert_eq!(app.get_ticket(&id).await.body["offers_made"], 2);
 }
@@ -717,7 +696,7 @@ async fn a_dropped_agents_pending_offer_goes_at_once_to_another_agent() {
 
     first.close().await;
 
-    let offer = expect_within(&mut second, "offer", AT_ONCE).await;
+    let offer = second.expect_within("offer", AT_ONCE).await;
     assert_eq!(offer["ticket_id"], id.as_str());
 }
 
@@ -935,9 +914,7 @@ async fn an_agent_never_gets_tickets_of_another_namespace() {
     gets_no_offer(&mut agent_here).await;
     assert_eq!(status_of(&there, &id).await, "queued");
     assert_eq!(here.get_ticket(&id).await.status, 404);
-    let mut agent_there = AgentClient::connect(&there.gateways[0], "a-17").await;
-    agent_there.expect("welcome").await;
-    agent_there.set_status("available").await;
+    let mut agent_there = AgentClient::connect_available(&there.gateways[0], "a-17").await;
     offered(&mut agent_there, &id).await;
     gets_no_offer(&mut agent_here).await;
 }

@@ -95,19 +95,27 @@ struct Profile {
     max: u8,
 }
 
+/// A skills object with `refunds` and `disputes` at these levels, leaving out those at 0.
+fn skills(refunds: u8, disputes: u8) -> Value {
+    let mut skills = serde_json::Map::new();
+    if refunds > 0 {
+        skills.insert("refunds".into(), json!(refunds));
+    }
+    if disputes > 0 {
+        skills.insert("disputes".into(), json!(disputes));
+    }
+    Value::Object(skills)
+}
+
 impl Profile {
     fn fields(&self) -> ProfileFields {
-        let mut skills = serde_json::Map::new();
-        if self.refunds > 0 {
-            skills.insert("refunds".into(), json!(self.refunds));
-        }
-        if self.disputes > 0 {
-            skills.insert("disputes".into(), json!(self.disputes));
-        }
         let langs: Vec<&str> = self.langs.iter().map(|l| l.code()).collect();
-        let p: AgentProfile =
-            serde_json::from_value(e2e::profile(&langs, Value::Object(skills), self.max))
-                .expect("a valid profile");
+        let p: AgentProfile = serde_json::from_value(e2e::profile(
+            &langs,
+            skills(self.refunds, self.disputes),
+            self.max,
+        ))
+        .expect("a valid profile");
         let regions = if self.north {
             vec!["north".to_owned()]
         } else {
@@ -131,14 +139,11 @@ struct TicketSpec {
 
 impl TicketSpec {
     fn fields(&self) -> NewTicketFields {
-        let mut skills = serde_json::Map::new();
-        if self.refunds > 0 {
-            skills.insert("refunds".into(), json!(self.refunds));
-        }
-        if self.disputes > 0 {
-            skills.insert("disputes".into(), json!(self.disputes));
-        }
-        let mut body = e2e::ticket(self.lang.code(), Value::Object(skills), self.priority);
+        let mut body = e2e::ticket(
+            self.lang.code(),
+            skills(self.refunds, self.disputes),
+            self.priority,
+        );
         if let Some(p) = self.preferred {
             body["preferred_agent_id"] = json!(IDS[p]);
         }
@@ -413,6 +418,17 @@ impl Model {
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
+    }
+
+    /// The ids of the tickets agent `a` holds, sorted.
+    fn held_ids(&self, a: usize) -> Vec<String> {
+        let mut held: Vec<String> = self.agents[a]
+            .active
+            .iter()
+            .map(|&t| self.tickets[t].id.clone())
+            .collect();
+        held.sort();
+        held
     }
 
     fn is_free(&self, a: usize) -> bool {
@@ -747,7 +763,7 @@ struct Case {
 
 impl Case {
     async fn new(profiles: &[Profile; 3], online: &[bool; 3]) -> Result<Self, TestCaseError> {
-        let namespace = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let namespace = e2e::fresh_namespace();
         let store = Store::open(REDIS_URL, &namespace).expect("store");
         LIBRARY
             .get_or_init(|| async { store.load_library().await.expect("library loads") })
@@ -855,16 +871,19 @@ impl Case {
         Ok(offer.unwrap_or_default())
     }
 
-    async fn cleanup(&self) {
-        let mut conn = self.store.conn();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{{{}}}:*", self.namespace))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        for chunk in keys.chunks(500) {
-            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+    /// Records in the model the offer of ticket `t` to agent `a` that the store just made (with a
+    /// 1 ms timeout if `short`, then waiting past it).
+    async fn record_offer(&mut self, t: usize, a: usize, short: bool) -> Result<(), TestCaseError> {
+        let offer = self.offer_of(t).await?;
+        self.m.make_offer(t, a, offer, short);
+        if short {
+            tokio::time::sleep(PAST_DEADLINE).await;
         }
+        Ok(())
+    }
+
+    async fn cleanup(&self) {
+        e2e::delete_namespace_keys(&mut self.store.conn(), &self.namespace).await;
     }
 
     /// Applies one operation to both the store and the model.
@@ -940,12 +959,7 @@ impl Case {
                 // The reply is what `welcome` shows: status, held tickets, pending offer.
                 let reply = got.map_err(|e| fail(format!("connect: {e}")))?;
                 let ag = &self.m.agents[*a];
-                let mut held: Vec<String> = ag
-                    .active
-                    .iter()
-                    .map(|&t| self.m.tickets[t].id.clone())
-                    .collect();
-                held.sort();
+                let held = self.m.held_ids(*a);
                 let mut tickets = reply.tickets.clone();
                 tickets.sort();
                 let offer = ag.offer.map(|o| self.m.offers[o].id.clone());
@@ -1080,11 +1094,7 @@ impl Case {
                     )));
                 }
                 if let Some(a) = got_agent {
-                    let offer = self.offer_of(t).await?;
-                    self.m.make_offer(t, a, offer, *short);
-                    if *short {
-                        tokio::time::sleep(PAST_DEADLINE).await;
-                    }
+                    self.record_offer(t, a, *short).await?;
                 }
                 self.note(format!(
                     "{op:?} -> ticket #{t} offered to {:?}",
@@ -1140,11 +1150,7 @@ impl Case {
                     )));
                 }
                 if let Some(t) = got_ticket {
-                    let offer = self.offer_of(t).await?;
-                    self.m.make_offer(t, a, offer, *short);
-                    if *short {
-                        tokio::time::sleep(PAST_DEADLINE).await;
-                    }
+                    self.record_offer(t, a, *short).await?;
                 }
                 self.note(format!(
                     "{op:?} -> {} offered ticket {got_ticket:?}",
@@ -1332,12 +1338,7 @@ impl Case {
                 diffs.push(format!("{} is on the roster, model: removed", IDS[a]));
                 continue;
             }
-            let mut held: Vec<String> = ag
-                .active
-                .iter()
-                .map(|&t| self.m.tickets[t].id.clone())
-                .collect();
-            held.sort();
+            let held = self.m.held_ids(a);
             let seen: Vec<String> = v
                 .state
                 .active_tickets

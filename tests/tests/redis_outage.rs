@@ -8,11 +8,11 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{geofence_file, profile, ticket, token, AgentClient, Answer, SECRET};
-use serde_json::{json, Value};
-use shared::config::Settings;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use e2e::{
+    fetch, fresh_namespace, profile, settings, spawn_from, ticket, token, AgentClient, Answer,
+    Options, TestApp,
+};
+use serde_json::json;
 use tokio::time::Instant;
 
 /// A `redis-server` child process on a fixed port, killed when dropped (even if the test fails).
@@ -86,146 +86,35 @@ impl Drop for RedisServer {
     }
 }
 
-/// One dispatcher and one agent-app-api against the Redis at `redis_url`.
-struct Services {
-    dispatcher: String,
-    gateway: String,
-    http: reqwest::Client,
-    stops: Vec<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<()>>,
+/// One dispatcher and one agent-app-api, in a fresh namespace, against the Redis at `redis_url`.
+async fn start_services(redis_url: &str) -> TestApp {
+    let namespace = fresh_namespace();
+    let mut settings = settings(&Options::default(), &namespace);
+    settings.redis_url = redis_url.to_owned();
+    spawn_from(settings, namespace, 1, 1).await
 }
 
-impl Services {
-    async fn start(redis_url: &str) -> Self {
-        let namespace = format!("t-{}", uuid::Uuid::new_v4().simple());
-        let vars = [
-            ("JWT_SECRET", SECRET.to_owned()),
-            ("DISPATCH_NAMESPACE", namespace),
-            ("REDIS_URL", redis_url.to_owned()),
-            ("DISPATCHER_LISTEN", "127.0.0.1:0".to_owned()),
-            ("AGENT_API_LISTEN", "127.0.0.1:0".to_owned()),
-            ("OFFER_TIMEOUT_SECS", "20".to_owned()),
-            ("MISSED_OFFERS_BEFORE_AWAY", "2".to_owned()),
-            ("DISCONNECT_GRACE_SECS", "60".to_owned()),
-            ("GEOFENCES_FILE", geofence_file()),
-        ];
-        let settings = Settings::from_lookup(|k| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.clone())
-        })
-        .expect("test settings are valid");
-
-        let mut stops = Vec::new();
-        let mut tasks = Vec::new();
-        let built = dispatcher::Application::build(settings.clone())
-            .await
-            .expect("dispatcher starts");
-        let dispatcher = format!("http://127.0.0.1:{}", built.port());
-        let (tx, rx) = oneshot::channel::<()>();
-        stops.push(tx);
-        tasks.push(tokio::spawn(async move {
-            let _ = built.run_until_stopped(async { drop(rx.await) }).await;
-        }));
-        let built = agent_app_api::Application::build(settings)
-            .await
-            .expect("agent-app-api starts");
-        let gateway = format!("http://127.0.0.1:{}", built.port());
-        let (tx, rx) = oneshot::channel::<()>();
-        stops.push(tx);
-        tasks.push(tokio::spawn(async move {
-            let _ = built.run_until_stopped(async { drop(rx.await) }).await;
-        }));
-        Self {
-            dispatcher,
-            gateway,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("http client"),
-            stops,
-            tasks,
-        }
-    }
-
-    fn urls(&self, path: &str) -> [String; 2] {
-        [
-            format!("{}{path}", self.dispatcher),
-            format!("{}{path}", self.gateway),
-        ]
-    }
-
-    /// Waits until `/readyz` answers `status` on both services; returns the last answers.
-    async fn wait_readyz(&self, status: u16, within: Duration) -> Vec<Answer> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut answers = Vec::new();
-            for url in self.urls("/readyz") {
-                answers.push(fetch(self.http.get(url)).await);
-            }
-            if answers.iter().all(|a| a.status == status) {
-                return answers;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/readyz never answered {status} on both services within {within:?}: {answers:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn put_agent(&self, id: &str, body: &Value) -> Answer {
-        fetch(
-            self.http
-                .put(format!("{}/v1/agents/{id}", self.dispatcher))
-                .bearer_auth(token("admin", "ops"))
-                .json(body),
-        )
-        .await
-    }
-
-    async fn post_ticket(&self, body: &Value) -> Answer {
-        fetch(
-            self.http
-                .post(format!("{}/v1/tickets", self.dispatcher))
-                .bearer_auth(token("escalation", "engine"))
-                .json(body),
-        )
-        .await
-    }
-
-    async fn stop(mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-    }
+/// `path` on the dispatcher and on the gateway.
+fn urls(app: &TestApp, path: &str) -> [String; 2] {
+    [app.dispatcher(path), app.gateway(path)]
 }
 
-impl Drop for Services {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
+/// Waits until `/readyz` answers `status` on both services; returns the last answers.
+async fn wait_readyz(app: &TestApp, status: u16, within: Duration) -> Vec<Answer> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut answers = Vec::new();
+        for url in urls(app, "/readyz") {
+            answers.push(fetch(app.http.get(url)).await);
         }
-    }
-}
-
-async fn fetch(req: reqwest::RequestBuilder) -> Answer {
-    let resp = req.send().await.expect("the service answers");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        content_type,
+        if answers.iter().all(|a| a.status == status) {
+            return answers;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered {status} on both services within {within:?}: {answers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -243,41 +132,27 @@ fn assert_unavailable(a: &Answer, what: &str) {
     }
 }
 
-/// The next frame of `kind`, skipping none, within `wait`.
-async fn expect_within(agent: &mut AgentClient, kind: &str, wait: Duration) -> Value {
-    match agent.next(wait).await {
-        Ok(Some(frame)) => {
-            assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
-            frame
-        }
-        Ok(None) => panic!("no {kind} frame within {wait:?}"),
-        Err(closed) => panic!("closed ({closed:?}) while waiting for {kind}"),
-    }
-}
-
 #[tokio::test]
 async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
     let mut redis = RedisServer::start();
     redis.wait_ready().await;
-    let services = Services::start(&redis.url()).await;
-    services.wait_readyz(200, Duration::from_secs(10)).await;
+    let services = start_services(&redis.url()).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
 
     // An agent on shift.
     let body = profile(&["sv", "en"], json!({"refunds": 4}), 2);
     let a = services.put_agent("a-1", &body).await;
     assert_eq!(a.status, 201, "{a:?}");
-    let mut agent = AgentClient::connect(&services.gateway, "a-1").await;
-    agent.expect("welcome").await;
-    agent.set_status("available").await;
+    let mut agent = AgentClient::connect_available(&services.gateways[0], "a-1").await;
 
     // Redis goes away.
     redis.kill();
 
-    let readyz = services.wait_readyz(503, Duration::from_secs(10)).await;
+    let readyz = wait_readyz(&services, 503, Duration::from_secs(10)).await;
     for a in &readyz {
         assert_unavailable(a, "/readyz without redis");
     }
-    for url in services.urls("/healthz") {
+    for url in urls(&services, "/healthz") {
         let a = fetch(services.http.get(&url)).await;
         assert_eq!(a.status, 200, "{url} while redis is away: {a:?}");
     }
@@ -286,21 +161,9 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
         .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
         .await;
     assert_unavailable(&a, "POST /v1/tickets without redis");
-    let a = fetch(
-        services
-            .http
-            .get(format!("{}/v1/agents/a-1", services.dispatcher))
-            .bearer_auth(token("admin", "ops")),
-    )
-    .await;
+    let a = services.get_agent("a-1").await;
     assert_unavailable(&a, "GET /v1/agents/a-1 without redis");
-    let a = fetch(
-        services
-            .http
-            .get(format!("{}/v1/me", services.gateway))
-            .bearer_auth(token("agent", "a-1")),
-    )
-    .await;
+    let a = services.get_me(&token("agent", "a-1")).await;
     assert_unavailable(&a, "GET /v1/me without redis");
 
     agent
@@ -330,7 +193,7 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
     // Redis comes back, empty: no data, no function library.
     redis.spawn();
     redis.wait_ready().await;
-    services.wait_readyz(200, Duration::from_secs(15)).await;
+    wait_readyz(&services, 200, Duration::from_secs(15)).await;
     agent.close().await;
 
     // That Redis kept nothing, so the operator puts the agent back; then work resumes.
@@ -339,7 +202,7 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
         a.status, 201,
         "the roster is empty after the restart: {a:?}"
     );
-    let mut agent = AgentClient::connect(&services.gateway, "a-1").await;
+    let mut agent = AgentClient::connect(&services.gateways[0], "a-1").await;
     let welcome = agent.expect("welcome").await;
     assert_eq!(welcome["agent_id"], "a-1");
     agent.set_status("available").await;
@@ -349,7 +212,7 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
         .await;
     assert_eq!(a.status, 201, "{a:?}");
     let ticket_id = a.body["ticket_id"].as_str().expect("ticket_id").to_owned();
-    let offer = expect_within(&mut agent, "offer", Duration::from_secs(20)).await;
+    let offer = agent.expect_within("offer", Duration::from_secs(20)).await;
     assert_eq!(offer["ticket_id"], ticket_id.as_str(), "{offer}");
     agent
         .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))

@@ -9,18 +9,14 @@
 use std::time::Duration;
 
 use e2e::{
-    profile, spawn_app, spawn_with, ticket, token, AgentClient, Options, TestApp, FRAME_WAIT,
+    handshake, profile, spawn_app, spawn_with, ticket, token, ws_url, AgentClient, Options,
+    TestApp, Ws, FRAME_WAIT,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The most one frame may hold (API.md §6).
 const MAX_FRAME: usize = 64 * 1024;
@@ -28,27 +24,6 @@ const MAX_FRAME: usize = 64 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn ws_url(gateway: &str) -> String {
-    format!("{}/v1/agent/ws", gateway.replacen("http://", "ws://", 1))
-}
-
-/// A handshake to `url` with exactly `headers`; the error is the HTTP status of a refusal.
-async fn handshake(url: &str, headers: &[(&str, String)]) -> Result<Ws, u16> {
-    let mut req = url.into_client_request().expect("valid ws url");
-    for (name, value) in headers {
-        req.headers_mut().insert(
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-                .expect("header name"),
-            value.parse().expect("header value"),
-        );
-    }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket connect failed: {e}"),
-    }
-}
 
 /// Reads a raw socket until it closes and returns the close code (1006 if it just dropped).
 async fn raw_close_code(ws: &mut Ws) -> u16 {
@@ -80,15 +55,12 @@ fn agent_profile() -> Value {
 
 /// Creates agent `id` on the roster without connecting it.
 async fn roster(app: &TestApp, id: &str) {
-    let a = app.put_agent(id, &agent_profile()).await;
-    assert!(a.status == 201 || a.status == 200, "agent created: {a:?}");
+    app.add_agent(id, &agent_profile()).await;
 }
 
 /// Creates agent `id`, connects it over the first gateway and consumes its `welcome`.
 async fn welcomed(app: &TestApp, id: &str) -> AgentClient {
-    let mut agent = app.agent(id, &agent_profile()).await;
-    agent.expect("welcome").await;
-    agent
+    app.welcomed_agent(id, &agent_profile()).await
 }
 
 /// The next frame, which must be an `error` with `code`; returns it.
@@ -191,14 +163,8 @@ fn text_frame(payload: Vec<u8>, opcode: OpCode, is_final: bool) -> Message {
 
 /// `GET /v1/me` on the first gateway with `token` (none if empty).
 async fn get_me(app: &TestApp, token: &str) -> (u16, Value) {
-    let mut req = app.http.get(app.gateway("/v1/me"));
-    if !token.is_empty() {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.expect("request is sent");
-    let status = resp.status().as_u16();
-    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-    (status, body)
+    let a = app.get_me(token).await;
+    (a.status, a.body)
 }
 
 // ---------------------------------------------------------------------------------------------
