@@ -102,6 +102,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Whether dropping the app deletes the namespace's keys (not after [`TestApp::stop`]).
+    clean_up: bool,
 }
 
 /// Starts one dispatcher and one gateway in a fresh namespace.
@@ -136,6 +138,7 @@ pub async fn spawn_from(
         http: reqwest::Client::new(),
         stops: Vec::new(),
         tasks: Vec::new(),
+        clean_up: true,
     };
     for _ in 0..dispatchers {
         let built = dispatcher::Application::build(settings.clone())
@@ -373,8 +376,10 @@ impl TestApp {
         fetch(req).await
     }
 
-    /// Stops the services (as SIGTERM would).
+    /// Stops the services (as SIGTERM would), leaving the namespace's state in Redis so that
+    /// services started again in the same namespace carry on (a restart).
     pub async fn stop(mut self) {
+        self.clean_up = false;
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
@@ -390,6 +395,9 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
         // Best effort: remove the namespace's keys so a developer's Redis does not fill up.
+        if !self.clean_up {
+            return;
+        }
         if let Ok(mut conn) = redis::Client::open(REDIS_URL).and_then(|c| c.get_connection()) {
             let pattern = format!("{{{}}}:*", self.namespace);
             let keys: Vec<String> = redis::cmd("KEYS")

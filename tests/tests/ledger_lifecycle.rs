@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use e2e::{profile, spawn_with, ticket, AgentClient, Options, TestApp};
 use serde_json::{json, Value};
-use support::{eventually, num, redis_now_ms, rfc, row, sql, Services};
+use support::{eventually, num, redis_now_ms, rfc, row, sql};
 
 /// A report window around now.
 fn around_now() -> (String, String) {
@@ -206,7 +206,7 @@ async fn a_shift_survives_a_restart_of_every_service() {
     };
     let (from, to) = around_now();
     // The first generation of services (stopped without wiping the namespace).
-    let first = Services::start(e2e::settings(&opts, &ns), 1, 1).await;
+    let first = spawn_with(opts.clone()).await;
     let a = first
         .put_agent("g-3", &profile(&["sv"], json!({}), 1))
         .await;
@@ -387,7 +387,7 @@ async fn a_shift_whose_live_state_is_lost_is_closed_by_the_next_instance() {
         ..Options::default()
     };
     let (from, to) = around_now();
-    let first = Services::start(e2e::settings(&opts, &ns), 1, 1).await;
+    let first = spawn_with(opts.clone()).await;
     let a = first
         .put_agent("g-6", &profile(&["sv"], json!({}), 1))
         .await;

@@ -12,10 +12,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use e2e::{fetch, token, Answer, TestApp, REDIS_URL};
+use e2e::{token, Answer, TestApp, REDIS_URL};
 use serde_json::Value;
-use shared::config::Settings;
-use tokio::sync::oneshot;
 
 /// An instant given in RFC 3339.
 pub fn at(s: &str) -> DateTime<Utc> {
@@ -460,91 +458,4 @@ pub async fn redis_now_ms() -> i64 {
         .await
         .expect("time");
     secs * 1000 + micros / 1000
-}
-
-/// Services started directly (not through [`TestApp`]): stopping them keeps the namespace's
-/// Redis state, as a real restart does.
-pub struct Services {
-    /// Dispatcher base URLs.
-    pub dispatchers: Vec<String>,
-    /// Gateway base URLs.
-    pub gateways: Vec<String>,
-    stops: Vec<oneshot::Sender<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Services {
-    /// Starts `dispatchers` dispatchers and `gateways` gateways with `settings`.
-    pub async fn start(settings: Settings, dispatchers: usize, gateways: usize) -> Self {
-        let mut s = Self {
-            dispatchers: Vec::new(),
-            gateways: Vec::new(),
-            stops: Vec::new(),
-            tasks: Vec::new(),
-        };
-        for _ in 0..dispatchers {
-            let built = dispatcher::Application::build(settings.clone())
-                .await
-                .expect("dispatcher starts");
-            s.dispatchers
-                .push(format!("http://127.0.0.1:{}", built.port()));
-            let (tx, rx) = oneshot::channel::<()>();
-            s.stops.push(tx);
-            s.tasks.push(tokio::spawn(async move {
-                let _ = built.run_until_stopped(async { drop(rx.await) }).await;
-            }));
-        }
-        for _ in 0..gateways {
-            let built = agent_app_api::Application::build(settings.clone())
-                .await
-                .expect("gateway starts");
-            s.gateways
-                .push(format!("http://127.0.0.1:{}", built.port()));
-            let (tx, rx) = oneshot::channel::<()>();
-            s.stops.push(tx);
-            s.tasks.push(tokio::spawn(async move {
-                let _ = built.run_until_stopped(async { drop(rx.await) }).await;
-            }));
-        }
-        s
-    }
-
-    /// Stops every service gracefully (as SIGTERM would), leaving Redis and PostgreSQL as is.
-    pub async fn stop(mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-    }
-
-    /// `PUT /v1/agents/{id}` as admin on the first dispatcher.
-    pub async fn put_agent(&self, id: &str, profile: &Value) -> Answer {
-        fetch(
-            reqwest::Client::new()
-                .put(format!("{}/v1/agents/{id}", self.dispatchers[0]))
-                .json(profile)
-                .bearer_auth(token("admin", "tester")),
-        )
-        .await
-    }
-
-    /// `GET /v1/agents/{id}` as admin on the first dispatcher.
-    pub async fn get_agent(&self, id: &str) -> Answer {
-        fetch(
-            reqwest::Client::new()
-                .get(format!("{}/v1/agents/{id}", self.dispatchers[0]))
-                .bearer_auth(token("admin", "tester")),
-        )
-        .await
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-    }
 }

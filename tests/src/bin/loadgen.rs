@@ -1,0 +1,328 @@
+//! A load generator for the dispatch platform, and for a NATS server as its peer.
+//!
+//! Simulates a fleet of agents (1–2 of 6 languages, 2 of 8 skills with levels, capacity 1–3;
+//! a share of them `available`, the rest offline, on break or speaking a language no ticket
+//! uses) over real WebSockets, spread over gateways and 127.0.0.x source addresses, and an
+//! escalation engine that posts tickets as an open-loop Poisson process. Measures ticket send →
+//! offer frame and → assigned latencies (hdrhistogram, µs), matches per second, CPU per match of
+//! the named server processes and resident memory per connected agent, and checks that no
+//! ticket was lost or assigned twice.
+//!
+//! Progress goes to stderr; exactly one JSON object goes to stdout. `loadgen --help` lists the
+//! flags.
+//!
+//! `cargo run --release -p e2e --bin loadgen -- --dispatcher http://127.0.0.1:8080 \
+//!     --gateways ws://127.0.0.1:8081 --agents 1000 --rate 100 --duration 10`
+
+#[path = "../loadgen/cli.rs"]
+mod cli;
+#[path = "../loadgen/common.rs"]
+mod common;
+#[path = "../loadgen/dispatch.rs"]
+mod dispatch;
+#[path = "../loadgen/nats.rs"]
+mod nats;
+#[path = "../loadgen/procs.rs"]
+mod procs;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+use cli::{Args, Target, USAGE};
+use common::{fleet, now_us, quantiles, Ctx, Role};
+use procs::Procs;
+
+#[tokio::main]
+async fn main() {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            eprint!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let _ = now_us();
+    let (soft, hard) = procs::raise_nofile();
+    eprintln!("open-file limit: soft {soft}, hard {hard}");
+    if (soft as usize) < args.agents + 1000 {
+        eprintln!(
+            "warning: {} agents need about {} open files; the limit is {soft}",
+            args.agents,
+            args.agents + 1000
+        );
+    }
+    let per_source = args.agents.div_ceil(args.source_ips.len());
+    if per_source > 28_000 {
+        eprintln!(
+            "warning: {per_source} connections per source address may exhaust ephemeral ports; \
+             add addresses with --source-ips"
+        );
+    }
+    let procs = Procs::new(args.pids.clone());
+    let run = {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        common::Rng::new(nanos ^ u64::from(std::process::id())).next_u64() as u32
+    };
+    let specs = fleet(&args);
+    let ctx = Arc::new(Ctx::new(args, run, specs));
+    match run_all(ctx, procs).await {
+        Ok(result) => println!("{result}"),
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Spawns every agent and waits (bounded) until each is set up or has failed.
+async fn connect_fleet(
+    ctx: &Arc<Ctx>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let n = ctx.specs.len();
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(ctx.args.connect_concurrency));
+    let mut handles = Vec::with_capacity(n);
+    for idx in 0..n as u32 {
+        let (c, g, s) = (ctx.clone(), gate.clone(), stop.clone());
+        handles.push(match ctx.args.target {
+            Target::Dispatch => tokio::spawn(dispatch::agent_task(c, idx, g, s)),
+            Target::Nats => tokio::spawn(nats::agent_task(c, idx, g, s)),
+        });
+    }
+    let deadline = started + Duration::from_secs(60 + n as u64 / 100);
+    let mut last_note = Instant::now();
+    loop {
+        let ready = ctx.ready.load(Ordering::Relaxed);
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        if ready + failed >= n {
+            break;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "fleet: gave up waiting after {:.0} s with {ready} ready, {failed} failed",
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if last_note.elapsed() >= Duration::from_secs(2) {
+            last_note = Instant::now();
+            eprintln!("  fleet: {ready}/{n} ready, {failed} failed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "fleet: {} of {n} agents connected and set up in {:.1} s ({} failed)",
+        ctx.ready.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        ctx.failed.load(Ordering::Relaxed)
+    );
+    handles
+}
+
+/// Prints counters every second until `stop`.
+fn progress(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let col = ctx.col();
+            eprintln!(
+                "  t={:>5.1}s posted {} offered {} assigned {} completed {} declined {} ignored {}",
+                started.elapsed().as_secs_f64(),
+                col.posted,
+                col.tickets_offered,
+                col.assigned,
+                col.completed,
+                col.declined,
+                col.ignored
+            );
+        }
+    });
+}
+
+async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
+    let args = ctx.args.clone();
+    let client = dispatch::http_client();
+    eprintln!(
+        "loadgen run {:08x}: target {}, {} agents ({} free), {}",
+        ctx.run,
+        args.target.name(),
+        args.agents,
+        ctx.specs.iter().filter(|s| s.role == Role::Free).count(),
+        if args.idle {
+            format!("idle for {} s", args.duration)
+        } else {
+            format!("{}/s for {} s", args.rate, args.duration)
+        }
+    );
+    if args.target == Target::Dispatch {
+        dispatch::create_agents(&ctx, &client).await;
+    }
+    let mem_name = match args.target {
+        Target::Dispatch => ["agent-app-api"].as_slice(),
+        Target::Nats => ["nats-server", "nats"].as_slice(),
+    }
+    .iter()
+    .find(|n| procs.has(n))
+    .map(|n| (*n).to_owned());
+    let rss_before = procs.rss();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let handles = connect_fleet(&ctx, &stop_rx).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let engine = match args.target {
+        Target::Nats if !args.idle => Some(nats::start_engine(ctx.clone()).await?),
+        _ => None,
+    };
+
+    let cpu_before = procs.cpu();
+    let measured = Instant::now();
+    if args.idle {
+        eprintln!("holding the idle fleet for {} s", args.duration);
+        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    } else {
+        let (pstop_tx, pstop_rx) = watch::channel(false);
+        progress(ctx.clone(), pstop_rx);
+        match &engine {
+            Some(engine) => nats::post_tickets(ctx.clone(), engine.clone()).await,
+            None => dispatch::post_tickets(ctx.clone(), client.clone()).await,
+        }
+        eprintln!(
+            "posting done after {:.1} s; draining for up to {} s",
+            measured.elapsed().as_secs_f64(),
+            args.drain_secs
+        );
+        let deadline = Instant::now() + Duration::from_secs_f64(args.drain_secs);
+        while Instant::now() < deadline {
+            let waiting = ctx.col().unassigned();
+            let outstanding = engine.as_ref().map(|e| e.outstanding());
+            if waiting == 0 || outstanding == Some(0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = pstop_tx.send(true);
+    }
+    let measured_secs = measured.elapsed().as_secs_f64();
+    let cpu_after = procs.cpu();
+    let rss_after = procs.rss();
+    let cpu = procs.cpu_ms(&cpu_before, &cpu_after);
+
+    let correctness = if args.idle {
+        json!({"ok": true, "lost": 0, "assigned_twice": 0, "still_queued": 0, "problems": []})
+    } else {
+        eprintln!("checking the end state");
+        match &engine {
+            Some(engine) => nats::check(&ctx, engine),
+            None => dispatch::check(&ctx, &client).await,
+        }
+    };
+
+    let _ = stop_tx.send(true);
+    let stop_deadline = Instant::now() + Duration::from_secs(10);
+    for h in handles {
+        let left = stop_deadline.saturating_duration_since(Instant::now());
+        let abort = h.abort_handle();
+        if tokio::time::timeout(left, h).await.is_err() {
+            abort.abort();
+        }
+    }
+
+    let connected = ctx.ready.load(Ordering::Relaxed);
+    let col = ctx.col();
+    let total_cpu_ms = cpu.get("total").copied().unwrap_or(0.0);
+    let span_us = col
+        .first_sent_us
+        .map(|f| col.last_assigned_us.saturating_sub(f))
+        .unwrap_or(0);
+    let matches_per_sec = if span_us > 0 {
+        col.assigned as f64 / (span_us as f64 / 1e6)
+    } else {
+        0.0
+    };
+    let (rss_per_agent, rss_per_agent_total) = match &mem_name {
+        Some(name) if connected > 0 => {
+            let after = rss_after.get(name).copied().unwrap_or(0);
+            let before = rss_before.get(name).copied().unwrap_or(0);
+            (
+                json!((after.saturating_sub(before) * 1024) as f64 / connected as f64),
+                json!((after * 1024) as f64 / connected as f64),
+            )
+        }
+        _ => (Value::Null, Value::Null),
+    };
+    let offer_p99_ms = col.offer_hist.value_at_quantile(0.99) as f64 / 1000.0;
+    let result = json!({
+        "label": args.label,
+        "target": args.target.name(),
+        "agents": args.agents,
+        "free_agents": ctx.specs.iter().filter(|s| s.role == Role::Free).count(),
+        "rate": args.rate,
+        "duration_secs": args.duration,
+        "tickets_posted": col.posted,
+        "offers_received": col.tickets_offered,
+        "assigned": col.assigned,
+        "completed": col.completed,
+        "declined": col.declined,
+        "expired_or_ignored": col.ignored,
+        "offer_latency_ms": quantiles(&col.offer_hist),
+        "assigned_latency_ms": quantiles(&col.assigned_hist),
+        "matches_per_sec": matches_per_sec,
+        "cpu_ms": cpu,
+        "cpu_us_per_match": if col.assigned > 0 {
+            json!(total_cpu_ms * 1000.0 / col.assigned as f64)
+        } else {
+            Value::Null
+        },
+        "rss_kib": rss_after,
+        "rss_bytes_per_agent": rss_per_agent,
+        "correctness": correctness,
+        // Beyond the contract: what helps read the numbers above.
+        "run_id": format!("{:08x}", ctx.run),
+        "idle": args.idle,
+        "agents_connected": connected,
+        "agents_failed": ctx.failed.load(Ordering::Relaxed),
+        "connections_dropped": ctx.dropped.load(Ordering::Relaxed),
+        "post_errors": col.post_errors,
+        "posted_per_sec": if args.duration > 0.0 { col.posted as f64 / args.duration } else { 0.0 },
+        "offer_frames": col.offer_frames,
+        "offer_p99_under_10ms": col.tickets_offered > 0 && offer_p99_ms < 10.0,
+        "offers_expired": col.revoked_expired,
+        "offers_revoked_cancelled": col.revoked_cancelled,
+        "busy_offers": col.busy_offers,
+        "request_timeouts": col.request_timeouts,
+        "foreign_frames": col.foreign_frames,
+        "errors": col.errors,
+        "measured_secs": measured_secs,
+        "rss_kib_before": rss_before,
+        "rss_process": mem_name,
+        "rss_bytes_per_agent_total": rss_per_agent_total,
+        "source_ips": args.source_ips.len(),
+        "gateways": match args.target {
+            Target::Dispatch => args.gateways.len(),
+            Target::Nats => 1,
+        },
+    });
+    eprintln!(
+        "done: {} posted, {} assigned, offer p99 {:.2} ms, {:.0} matches/s, correctness ok: {}",
+        col.posted, col.assigned, offer_p99_ms, matches_per_sec, result["correctness"]["ok"]
+    );
+    Ok(result)
+}
