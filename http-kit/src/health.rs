@@ -1,6 +1,7 @@
 //! Health and readiness, and the problem-document fallbacks for unknown routes and methods.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use ledger::Ledger;
 use shared::error::{ClientError, ErrorCode};
 use shared::store::Store;
 
@@ -16,13 +17,28 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(store: web::Data<Store>) -> HttpResponse {
-    if store.ping().await {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "redis": "ok"}))
+/// 200 while Redis answers (dispatch works); the body also says whether PostgreSQL answers,
+/// since without it only the payroll endpoints are affected.
+async fn readyz(store: web::Data<Store>, ledger: Option<web::Data<Ledger>>) -> HttpResponse {
+    let (redis, postgres) = match &ledger {
+        Some(ledger) => futures_util::join!(store.ping(), ledger.ping()),
+        None => (store.ping().await, false),
+    };
+    let postgres = match (&ledger, postgres) {
+        (None, _) => "not used",
+        (Some(_), true) => "ok",
+        (Some(_), false) => "unavailable",
+    };
+    if redis {
+        HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready", "redis": "ok", "postgres": postgres,
+        }))
     } else {
         problem(&ClientError::new(
             ErrorCode::Unavailable,
-            "redis does not answer; dispatch is paused until it does",
+            format!(
+                "redis does not answer; dispatch is paused until it does (postgres: {postgres})"
+            ),
         ))
     }
 }
