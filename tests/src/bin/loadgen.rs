@@ -224,6 +224,7 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
     let cpu_after = procs.cpu();
     let rss_after = procs.rss();
     let cpu = procs.cpu_ms(&cpu_before, &cpu_after);
+    let loadgen_rss_kib = procs::rss_kib(std::process::id());
 
     let correctness = if args.idle {
         json!({"ok": true, "lost": 0, "assigned_twice": 0, "still_queued": 0, "problems": []})
@@ -269,12 +270,12 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
         _ => (Value::Null, Value::Null),
     };
     let offer_p99_ms = col.offer_hist.value_at_quantile(0.99) as f64 / 1000.0;
-    let result = json!({
+    let mut result = json!({
         "label": args.label,
         "target": args.target.name(),
         "agents": args.agents,
         "free_agents": ctx.specs.iter().filter(|s| s.role == Role::Free).count(),
-        "rate": args.rate,
+        "rate": if args.idle { 0.0 } else { args.rate },
         "duration_secs": args.duration,
         "tickets_posted": col.posted,
         "offers_received": col.tickets_offered,
@@ -294,7 +295,9 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
         "rss_kib": rss_after,
         "rss_bytes_per_agent": rss_per_agent,
         "correctness": correctness,
-        // Beyond the contract: what helps read the numbers above.
+    });
+    // Beyond the contract: what helps read the numbers above.
+    let extra = json!({
         "run_id": format!("{:08x}", ctx.run),
         "idle": args.idle,
         "agents_connected": connected,
@@ -314,12 +317,20 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
         "rss_kib_before": rss_before,
         "rss_process": mem_name,
         "rss_bytes_per_agent_total": rss_per_agent_total,
+        "loadgen_rss_kib": loadgen_rss_kib,
+        "post_latency_ms": match args.target {
+            Target::Dispatch => quantiles(&col.post_hist),
+            Target::Nats => Value::Null,
+        },
         "source_ips": args.source_ips.len(),
         "gateways": match args.target {
             Target::Dispatch => args.gateways.len(),
             Target::Nats => 1,
         },
     });
+    if let (Some(r), Value::Object(e)) = (result.as_object_mut(), extra) {
+        r.extend(e);
+    }
     eprintln!(
         "done: {} posted, {} assigned, offer p99 {:.2} ms, {:.0} matches/s, correctness ok: {}",
         col.posted, col.assigned, offer_p99_ms, matches_per_sec, result["correctness"]["ok"]

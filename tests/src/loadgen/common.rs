@@ -294,6 +294,8 @@ pub struct Collector {
     pub recs: HashMap<u64, Rec>,
     pub offer_hist: Histogram<u64>,
     pub assigned_hist: Histogram<u64>,
+    /// Dispatch: `POST /v1/tickets` → its 201.
+    pub post_hist: Histogram<u64>,
     pub posted: u64,
     pub post_errors: u64,
     pub offer_frames: u64,
@@ -323,6 +325,7 @@ impl Default for Collector {
             recs: HashMap::new(),
             offer_hist: hist(),
             assigned_hist: hist(),
+            post_hist: hist(),
             posted: 0,
             post_errors: 0,
             offer_frames: 0,

@@ -276,7 +276,8 @@ pub async fn agent_task(
         Err(e) => return ctx.mark_failed(&e),
     };
     let auth = format!("Bearer {}", mint(&ctx, &spec.id, "agent"));
-    let connecting = ws_connect(&url, addr, src, &[("authorization", auth)]);
+    let headers = [("authorization", auth)];
+    let connecting = ws_connect(&url, addr, src, &headers);
     let mut ws = match tokio::time::timeout(Duration::from_secs(30), connecting).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return ctx.mark_failed(&format!("{} via {src}: {e}", spec.id)),
@@ -326,6 +327,9 @@ pub async fn agent_task(
                 agent.due(&ctx, &mut out);
             }
         }
+        // Whatever is due now (an accept without delay) goes out at once, not at the next
+        // timer tick.
+        agent.due(&ctx, &mut out);
         for m in out.drain(..) {
             if ws.send(m).await.is_err() {
                 ctx.dropped
@@ -334,7 +338,21 @@ pub async fn agent_task(
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    // Leave the namespace clean for the next run: finish what is held (not counted: the
+    // measurement is over), end the shift, close.
+    let leave = async {
+        for (_, t) in agent.timers.drain(..) {
+            if let Timer::Complete(ticket, _) = t {
+                let frame = json!({"type": "complete", "ticket_id": ticket, "outcome": "resolved"});
+                ws.feed(text(frame)).await?;
+            }
+        }
+        ws.feed(text(json!({"type": "set_status", "status": "offline"})))
+            .await?;
+        ws.flush().await?;
+        ws.close(None).await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;
 }
 
 /// Posts tickets as an open-loop Poisson process for `--duration` at `--rate`; returns when
@@ -396,7 +414,9 @@ pub async fn post_tickets(ctx: Arc<Ctx>, client: reqwest::Client) {
                 }
                 Err(e) => Err(e.to_string()),
             };
+            let answered = now_us();
             let mut col = ctx2.col();
+            let _ = col.post_hist.record(answered.saturating_sub(sent).max(1));
             match outcome {
                 Ok(Some(id)) => col.posted(t.seq, Some(id)),
                 Ok(None) => {
@@ -522,7 +542,7 @@ pub async fn check(ctx: &Ctx, client: &reqwest::Client) -> Value {
     }
 
     // The sample to GET.
-    let mut rng = Rng::new(ctx.args.seed ^ 0x6368_6563_6B);
+    let mut rng = Rng::new(ctx.args.seed ^ 0x0063_6865_636B);
     let mut sample: Vec<usize> = (0..tickets.len()).collect();
     if sample.len() > 2000 {
         for i in 0..2000 {

@@ -330,6 +330,9 @@ pub async fn agent_task(
                 agent.due(&ctx, &mut out);
             }
         }
+        // Whatever is due now (an accept without delay) goes out at once, not at the next
+        // timer tick.
+        agent.due(&ctx, &mut out);
         if !out.is_empty() {
             let bytes = std::mem::take(&mut out);
             if ws.send(Message::Binary(bytes.into())).await.is_err() {
