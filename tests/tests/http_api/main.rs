@@ -1,0 +1,13 @@
+//! The HTTP surface of both services against API.md §1–§4 and `/v1/me` (§7): health, tokens and
+//! roles, problem documents, the roster, tickets with idempotency, and the fallbacks.
+//!
+//! The tests are grouped by module: `health` (health and the fallbacks), `auth`, `problems`,
+//! `roster`, `tickets` and `me`; the helpers they share are in `support`.
+
+mod auth;
+mod health;
+mod me;
+mod problems;
+mod roster;
+mod support;
+mod tickets;

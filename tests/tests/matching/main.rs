@@ -1,0 +1,15 @@
+//! Matching (API.md §5) and the ticket lifecycle (§4), end to end: which agent gets a ticket,
+//! when, and what becomes of the ticket when agents decline, miss, drop or leave, or when it is
+//! cancelled.
+//!
+//! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
+//! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent) and
+//! `no_ticket_lost`; the helpers they share are in `support`.
+
+mod drops;
+mod eligibility;
+mod lifecycle;
+mod no_ticket_lost;
+mod offers;
+mod order;
+mod support;

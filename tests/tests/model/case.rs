@@ -1,0 +1,194 @@
+//! One case against the real store: a fresh namespace, the matchers, the model beside them, and
+//! the helpers the steps and checks share.
+
+use std::fmt::Write as _;
+
+use dispatcher::matcher::Matcher;
+use e2e::REDIS_URL;
+use proptest::test_runner::TestCaseError;
+use shared::domain::{AgentId, TicketId};
+use shared::store::{Store, StoreError};
+
+use crate::reference::{Expect, MTicket, Model};
+use crate::world::{Op, Profile, Want};
+use crate::{IDS, LONG_OFFER, PAST_DEADLINE, SHORT_OFFER};
+
+static LIBRARY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+pub(crate) fn aid(a: usize) -> AgentId {
+    AgentId::try_from(IDS[a]).expect("agent id")
+}
+
+pub(crate) fn fail(msg: String) -> TestCaseError {
+    TestCaseError::fail(msg)
+}
+
+/// Compares an answer of the store with what the model expects.
+pub(crate) fn check_answer<T: std::fmt::Debug>(
+    what: &str,
+    got: &Result<T, StoreError>,
+    want: &Expect,
+) -> Result<(), TestCaseError> {
+    match (got, want) {
+        (Ok(_), Ok(())) => Ok(()),
+        (Err(StoreError::Rejected(code)), Err(codes)) if codes.contains(code) => Ok(()),
+        (got, want) => Err(fail(format!(
+            "{what}: the store answered {got:?}, the model expects {want:?}"
+        ))),
+    }
+}
+
+pub(crate) fn done(r: &Expect) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(codes) => format!("rejected {codes:?}"),
+    }
+}
+
+pub(crate) struct Case {
+    pub(crate) store: Store,
+    pub(crate) namespace: String,
+    pub(crate) long: Matcher,
+    pub(crate) short: Matcher,
+    pub(crate) m: Model,
+    pub(crate) conns: u32,
+    pub(crate) trace: String,
+}
+
+impl Case {
+    pub(crate) async fn new(
+        profiles: &[Profile; 3],
+        online: &[bool; 3],
+    ) -> Result<Self, TestCaseError> {
+        let namespace = e2e::fresh_namespace();
+        let store = Store::open(REDIS_URL, &namespace).expect("store");
+        LIBRARY
+            .get_or_init(|| async { store.load_library().await.expect("library loads") })
+            .await;
+        for (a, p) in profiles.iter().enumerate() {
+            store
+                .put_agent(&aid(a), &p.fields())
+                .await
+                .map_err(|e| fail(format!("put_agent {}: {e}", IDS[a])))?;
+        }
+        let mut case = Self {
+            long: Matcher::new(store.clone(), LONG_OFFER),
+            short: Matcher::new(store.clone(), SHORT_OFFER),
+            store,
+            namespace,
+            m: Model::new(profiles),
+            conns: 0,
+            trace: String::new(),
+        };
+        // Agents that start the case online: connected and available, as set-up steps.
+        for (a, on) in online.iter().enumerate() {
+            if *on {
+                case.step(&Op::Connect {
+                    agent: a,
+                    gateway: a % 2,
+                })
+                .await?;
+                case.step(&Op::SetStatus(a, Want::Available)).await?;
+            }
+        }
+        case.note("-- set-up done --");
+        Ok(case)
+    }
+
+    pub(crate) fn note(&mut self, line: impl AsRef<str>) {
+        let _ = writeln!(self.trace, "  {}", line.as_ref());
+    }
+
+    pub(crate) fn ticket_id(&self, t: usize) -> TicketId {
+        TicketId::try_from(self.m.tickets[t].id.as_str()).expect("ticket id")
+    }
+
+    /// The ticket an operation refers to, if any ticket exists.
+    pub(crate) fn pick_ticket(&self, n: usize) -> Option<usize> {
+        (!self.m.tickets.is_empty()).then(|| n % self.m.tickets.len())
+    }
+
+    /// The first ticket from `n` on (cyclically) that satisfies `want`, else ticket `n`.
+    pub(crate) fn pick_ticket_where(
+        &self,
+        n: usize,
+        want: impl Fn(&MTicket) -> bool,
+    ) -> Option<usize> {
+        let len = self.m.tickets.len();
+        let start = self.pick_ticket(n)?;
+        (0..len)
+            .map(|k| (start + k) % len)
+            .find(|&t| want(&self.m.tickets[t]))
+            .or(Some(start))
+    }
+
+    /// The agent and offer an `accept`/`decline` refers to: with `pick`, any offer made so far
+    /// (answered by `agent`); without, the pending offer of the first agent from `agent` on
+    /// (cyclically) that has one, answered by that agent.
+    pub(crate) fn pick_offer(&self, agent: usize, pick: Option<usize>) -> Option<(usize, usize)> {
+        match pick {
+            Some(n) => (!self.m.offers.is_empty()).then(|| (agent, n % self.m.offers.len())),
+            None => (0..IDS.len())
+                .map(|k| (agent + k) % IDS.len())
+                .find_map(|a| self.m.agents[a].offer.map(|o| (a, o)))
+                .or_else(|| {
+                    (0..self.m.offers.len())
+                        .rev()
+                        .find(|&o| self.m.offers[o].agent == agent)
+                        .map(|o| (agent, o))
+                }),
+        }
+    }
+
+    /// When each ticket was last queued (the store's sequence), 0 if never.
+    pub(crate) async fn queued_seq(&self) -> Result<Vec<i64>, TestCaseError> {
+        if self.m.tickets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for t in &self.m.tickets {
+            pipe.hget(self.store.keys().ticket(&t.id), "queued_seq");
+        }
+        let mut conn = self.store.conn();
+        let raw: Vec<Option<String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| fail(format!("HGET queued_seq: {e}")))?;
+        Ok(raw
+            .into_iter()
+            .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+            .collect())
+    }
+
+    /// The ticket's current offer id, as the store records it.
+    pub(crate) async fn offer_of(&self, t: usize) -> Result<String, TestCaseError> {
+        let mut conn = self.store.conn();
+        let offer: Option<String> = redis::cmd("HGET")
+            .arg(self.store.keys().ticket(&self.m.tickets[t].id))
+            .arg("offer")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| fail(format!("HGET offer: {e}")))?;
+        Ok(offer.unwrap_or_default())
+    }
+
+    /// Records in the model the offer of ticket `t` to agent `a` that the store just made (with a
+    /// 1 ms timeout if `short`, then waiting past it).
+    pub(crate) async fn record_offer(
+        &mut self,
+        t: usize,
+        a: usize,
+        short: bool,
+    ) -> Result<(), TestCaseError> {
+        let offer = self.offer_of(t).await?;
+        self.m.make_offer(t, a, offer, short);
+        if short {
+            tokio::time::sleep(PAST_DEADLINE).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn cleanup(&self) {
+        e2e::delete_namespace_keys(&mut self.store.conn(), &self.namespace).await;
+    }
+}

@@ -1,0 +1,133 @@
+//! A model-based property test of the dispatch state machine (`shared/src/dispatch.lua`).
+//!
+//! proptest generates random sequences of operations over a small world (three agents with
+//! generated languages, skills, region and capacity; up to six tickets). Each operation is applied
+//! both to the real store (a fresh namespace of the real Redis per case, through the typed
+//! [`Store`] calls and the real [`Matcher`]) and to a plain reference model written from API.md §5
+//! and §6. After every step the observable state is compared (each ticket's status, agent and
+//! offer count; each agent's status, connection, active tickets and pending offer; each offer's
+//! fate) and the contract's invariants are checked on what the store holds:
+//!
+//! - a ticket is offered to at most one agent, and an offered ticket has exactly one pending offer;
+//! - an agent has at most one pending offer;
+//! - an agent holds no more tickets than `max_concurrent` (unless an operator lowered it since);
+//! - every ticket is queued, offered, assigned, completed or cancelled, and a queued one is in its
+//!   language's queue (so no ticket is lost);
+//! - an assigned ticket is in exactly its agent's active set, and an agent holds only tickets
+//!   assigned to it.
+//!
+//! The model predicts exactly which agent the matcher picks for a ticket (preferred, fewest
+//! active, longest idle, higher summed level, id) and which ticket a freed agent is offered
+//! (highest priority, oldest); it does not read those choices back.
+//!
+//! Time is made deterministic: offers meant to lapse are made with a 1 ms timeout and the test
+//! then sleeps past it; operations that stamp an agent's idle time are followed by a short sleep,
+//! so Redis's millisecond clock orders them as the model's logical clock does.
+//!
+//! Where API.md is silent the model follows what the store documents: `offline` sends the held
+//! tickets back to the queue; `break` keeps a pending offer (it can still be accepted); idle time
+//! restarts at an assignment or at going available out of `offline` (not out of `break`); a
+//! ticket cancelled while assigned keeps its `agent_id`; `break` out of `offline` is refused.
+//! Agent-initiated operations (`set_status`, `accept`, `decline`, `complete`) are only sent while
+//! the agent is connected, as only its WebSocket sends them.
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 128); `MODEL_TRACE=1` prints every case's
+//! steps. Failures are not persisted to a regressions file: the shrunk sequence is in the message.
+//!
+//! Modules: `world` (the generated world and operations), `reference` (the reference model),
+//! `case` (a case against the real store), `step` (applying one operation to both) and `check`
+//! (comparing them and checking the invariants).
+
+mod case;
+mod check;
+mod reference;
+mod step;
+mod world;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+use crate::case::{fail, Case};
+use crate::world::{op, profile, Op, Profile};
+
+/// The agents' ids, in ascending order (the policy's last tie-break).
+pub(crate) const IDS: [&str; 3] = ["a0", "a1", "a2"];
+pub(crate) const MAX_TICKETS: usize = 6;
+pub(crate) const MISSED_BEFORE_AWAY: u32 = 2;
+pub(crate) const LONG_OFFER: Duration = Duration::from_secs(60);
+pub(crate) const SHORT_OFFER: Duration = Duration::from_millis(1);
+pub(crate) const LONG_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const SHORT_GRACE: Duration = Duration::from_millis(1);
+/// Sleep after making something with a 1 ms deadline, so that the deadline has surely passed.
+pub(crate) const PAST_DEADLINE: Duration = Duration::from_millis(3);
+/// Sleep after stamping an agent's idle time, so that the next stamp is a later millisecond.
+pub(crate) const NEXT_MILLISECOND: Duration = Duration::from_millis(2);
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+async fn run_case(
+    profiles: &[Profile; 3],
+    online: &[bool; 3],
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let mut case = Case::new(profiles, online).await?;
+    let mut result = case.check().await;
+    for (i, op) in ops.iter().enumerate() {
+        if result.is_err() {
+            break;
+        }
+        result = match case.step(op).await {
+            Ok(()) => case.check().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            result = Err(fail(format!(
+                "step {i} ({op:?}) went wrong: {e}\nsteps run:\n{}",
+                case.trace
+            )));
+        }
+    }
+    if std::env::var_os("MODEL_TRACE").is_some() {
+        eprintln!("case:\n{}", case.trace);
+    }
+    case.cleanup().await;
+    result
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 2048,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_store_behaves_like_the_model(
+        profiles in (profile(), profile(), profile()).prop_map(|(a, b, c)| [a, b, c]),
+        online in (prop::bool::weighted(0.8), prop::bool::weighted(0.8), prop::bool::weighted(0.8))
+            .prop_map(|(a, b, c)| [a, b, c]),
+        ops in prop::collection::vec(op(), 1..30),
+    ) {
+        runtime().block_on(run_case(&profiles, &online, &ops))?;
+    }
+}

@@ -1,0 +1,239 @@
+//! One live connection per agent, on one gateway and across two: a second connection replaces the
+//! first (4009) without making the agent look disconnected or losing its pending offer.
+
+use std::time::Duration;
+
+use e2e::{profile, spawn_app, spawn_with, ticket, AgentClient, Options, TestApp};
+use serde_json::json;
+
+use crate::support::{agent_profile, assert_still_open, state, welcomed};
+
+/// Asserts `state.connected` stays true for `wait`.
+async fn assert_stays_connected(app: &TestApp, id: &str, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        let s = state(app, id).await;
+        assert_eq!(s["connected"], true, "agent {id} looks disconnected: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts the namespace's event stream records no drop of the agent's connection and no
+/// withdrawal of its offer (what a replaced connection's close must not cause).
+async fn assert_never_dropped(app: &TestApp, id: &str) {
+    let events = app.events().await;
+    let drops: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.get("agent").map(String::as_str) == Some(id)
+                && matches!(
+                    e.get("type").map(String::as_str),
+                    Some("agent_disconnected" | "offer_withdrawn")
+                )
+        })
+        .collect();
+    assert!(
+        drops.is_empty(),
+        "agent {id} was dropped by a replacement: {drops:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_connection_on_the_same_gateway_closes_the_first_with_4009_and_is_welcomed() {
+    let app = spawn_app().await;
+    let mut first = welcomed(&app, "a-1").await;
+    let mut second = AgentClient::connect(&app.gateways[0], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(welcome["agent_id"], "a-1");
+    let closed = first.expect_close().await;
+    assert_eq!(closed.code, 4009, "{closed:?}");
+    assert_still_open(&mut second).await;
+}
+
+#[tokio::test]
+async fn a_second_connection_on_another_gateway_closes_the_first_with_4009_and_is_welcomed() {
+    let app = spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut first = welcomed(&app, "a-1").await;
+    let mut second = AgentClient::connect(&app.gateways[1], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(welcome["agent_id"], "a-1");
+    let closed = first.expect_close().await;
+    assert_eq!(closed.code, 4009, "{closed:?}");
+    assert_still_open(&mut second).await;
+}
+
+#[tokio::test]
+async fn a_replaced_connection_on_the_same_gateway_does_not_make_the_agent_look_disconnected() {
+    let app = spawn_app().await;
+    let mut first = app.available_agent("a-1", &agent_profile()).await;
+    let mut second = AgentClient::connect(&app.gateways[0], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(welcome["status"], "available");
+    assert_eq!(first.expect_close().await.code, 4009);
+
+    assert_stays_connected(&app, "a-1", Duration::from_millis(1000)).await;
+    assert_never_dropped(&app, "a-1").await;
+    let s = state(&app, "a-1").await;
+    assert_eq!(s["status"], "available", "{s}");
+
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = second.expect("offer").await;
+    assert_eq!(offer["ticket_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_replaced_connection_on_another_gateway_does_not_make_the_agent_look_disconnected() {
+    let app = spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut first = app.available_agent("a-1", &agent_profile()).await;
+    let mut second = AgentClient::connect(&app.gateways[1], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(welcome["status"], "available");
+    assert_eq!(first.expect_close().await.code, 4009);
+
+    assert_stays_connected(&app, "a-1", Duration::from_millis(1000)).await;
+    assert_never_dropped(&app, "a-1").await;
+
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = second.expect("offer").await;
+    assert_eq!(offer["ticket_id"], id.as_str());
+    second
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    second.expect("assigned").await;
+}
+
+#[tokio::test]
+async fn the_replacing_connections_welcome_carries_the_pending_offer_which_it_can_accept() {
+    let app = spawn_app().await;
+    let mut first = app.available_agent("a-1", &agent_profile()).await;
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = first.expect("offer").await;
+    let shift = state(&app, "a-1").await["shift_id"].clone();
+
+    let mut second = AgentClient::connect(&app.gateways[0], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(first.expect_close().await.code, 4009);
+    assert_eq!(welcome["status"], "available", "{welcome}");
+    assert_eq!(welcome["shift_id"], shift, "{welcome}");
+    let pending = &welcome["pending_offer"];
+    assert_eq!(pending["offer_id"], offer["offer_id"], "{welcome}");
+    assert_eq!(pending["ticket_id"], id.as_str(), "{welcome}");
+    assert!(pending.get("context").is_none(), "{welcome}");
+
+    // The first connection's close did not withdraw the offer.
+    second
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"], "ref": "a"}))
+        .await;
+    let assigned = second.expect("assigned").await;
+    assert_eq!(assigned["ticket_id"], id.as_str());
+    assert_eq!(app.get_ticket(&id).await.body["offers_made"], 1);
+    assert_never_dropped(&app, "a-1").await;
+}
+
+#[tokio::test]
+async fn the_replacing_connections_welcome_on_another_gateway_carries_the_pending_offer() {
+    let app = spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut first = app.available_agent("a-1", &agent_profile()).await;
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = first.expect("offer").await;
+
+    let mut second = AgentClient::connect(&app.gateways[1], "a-1").await;
+    let welcome = second.expect("welcome").await;
+    assert_eq!(first.expect_close().await.code, 4009);
+    assert_eq!(
+        welcome["pending_offer"]["offer_id"], offer["offer_id"],
+        "{welcome}"
+    );
+    second
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    let assigned = second.expect("assigned").await;
+    assert_eq!(assigned["ticket_id"], id.as_str());
+}
+
+/// Replaces each of `agents` connections `rounds` times over `gateways` (round-robin), checking
+/// every `welcome` carries the agent's pending offer and every old connection closes with 4009.
+async fn replace_repeatedly(app: &TestApp, agents: usize, rounds: usize) {
+    let mut clients = Vec::new();
+    for i in 0..agents {
+        let id = format!("a-{i}");
+        let mut client = app
+            .available_agent(&id, &profile(&["sv"], json!({}), 1))
+            .await;
+        app.new_ticket(&ticket("sv", json!({}), 5)).await;
+        let offer = client.expect("offer").await;
+        clients.push((id, client, offer));
+    }
+    let mut tasks = Vec::new();
+    for (id, mut current, offer) in clients {
+        let gateways = app.gateways.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..rounds {
+                let gateway = &gateways[(round + 1) % gateways.len()];
+                let mut next = AgentClient::connect(gateway, &id).await;
+                let welcome = next.expect("welcome").await;
+                let closed = current.expect_close().await;
+                current = next;
+                if closed.code != 4009 {
+                    let failure = format!("{id} round {round}: old connection closed {closed:?}");
+                    return (current, Some(failure));
+                }
+                if welcome["pending_offer"]["offer_id"] != offer["offer_id"] {
+                    let failure = format!("{id} round {round}: offer lost: {welcome}");
+                    return (current, Some(failure));
+                }
+            }
+            (current, None)
+        }));
+    }
+    // The live connections are kept open until the checks are done.
+    let mut live = Vec::new();
+    let mut failures = Vec::new();
+    for task in tasks {
+        let (client, failure) = task.await.expect("replacement task");
+        live.push(client);
+        failures.extend(failure);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    for i in 0..agents {
+        let id = format!("a-{i}");
+        assert_eq!(state(app, &id).await["connected"], true);
+        assert_never_dropped(app, &id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replacing_connections_on_one_gateway_never_drops_the_agent_or_its_pending_offer() {
+    let app = spawn_app().await;
+    replace_repeatedly(&app, 12, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replacing_connections_across_two_gateways_never_drops_the_agent_or_its_pending_offer() {
+    let app = spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    replace_repeatedly(&app, 12, 50).await;
+}
