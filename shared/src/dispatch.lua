@@ -134,10 +134,14 @@ end
 
 -- `queued_seq` lets an agent freed earlier tell tickets that were waiting for it from tickets
 -- that arrived after it was free (those are routed by their own event, by the choice policy).
+-- `waiting:<lang>` holds the same tickets by `queued_seq`, so that a freed agent learns in one
+-- lookup whether any ticket was waiting for it at all.
 local function enqueue(P, tid, t, now)
+  local seq = next_seq(P)
   redis.call('HSET', ticket_key(P, tid), 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '',
-    'queued_at', fmt(now), 'queued_seq', tostring(next_seq(P)))
+    'queued_at', fmt(now), 'queued_seq', tostring(seq))
   redis.call('ZADD', P .. 'queue:' .. t.lang, t.qscore, tid)
+  redis.call('ZADD', P .. 'waiting:' .. t.lang, seq, tid)
   redis.call('SADD', P .. 'queues', t.lang)
 end
 
@@ -147,6 +151,7 @@ local function reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   redis.call('HSET', ticket_key(P, tid), 'status', 'offered', 'offer', oid, 'offer_agent', aid)
   redis.call('HINCRBY', ticket_key(P, tid), 'offers', 1)
   redis.call('ZREM', P .. 'queue:' .. t.lang, tid)
+  redis.call('ZREM', P .. 'waiting:' .. t.lang, tid)
   redis.call('HSET', P .. 'offer:' .. oid, 'ticket', tid, 'agent', aid, 'status', 'pending',
     'created', fmt(now), 'expires', fmt(expires))
   redis.call('ZADD', P .. 'deadlines', fmt(expires), oid)
@@ -408,8 +413,16 @@ local function offer_agent(keys, args)
   local a = hgetall(agent_key(P, aid))
   if not a or not is_free(a) then return {'not_free'} end
   local best_tid, best_t, best_score = nil, nil, nil
+  local upper = '+inf'
+  if since ~= math.huge then upper = fmt(since) end
   for _, lang in ipairs(list(a.langs, ',')) do
-    local entries = redis.call('ZRANGE', P .. 'queue:' .. lang, 0, limit - 1, 'WITHSCORES')
+    -- Nothing waited for this agent in this language: skip the queue scan. (A matcher that
+    -- falls behind handles many stale "agent free" events; each must stay cheap.)
+    local waited = redis.call('ZRANGEBYSCORE', P .. 'waiting:' .. lang, '-inf', upper, 'LIMIT', 0, 1)
+    local entries = {}
+    if #waited > 0 then
+      entries = redis.call('ZRANGE', P .. 'queue:' .. lang, 0, limit - 1, 'WITHSCORES')
+    end
     for i = 1, #entries, 2 do
       local tid, score = entries[i], tonumber(entries[i + 1])
       if best_score and score >= best_score then break end
@@ -526,6 +539,7 @@ local function cancel_ticket(keys, args)
   local freed = ''
   if t.status == 'queued' then
     redis.call('ZREM', P .. 'queue:' .. t.lang, tid)
+    redis.call('ZREM', P .. 'waiting:' .. t.lang, tid)
   elseif t.status == 'offered' then
     local o = hgetall(P .. 'offer:' .. t.offer)
     if o then end_offer(P, t.offer, o, 'cancelled', now, true) end

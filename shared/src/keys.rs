@@ -14,6 +14,7 @@
 //! | `ticket:<id>` | hash | the ticket and its state |
 //! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
 //! | `queue:<lang>` | zset | waiting tickets, by (priority desc, arrival) |
+//! | `waiting:<lang>` | zset | the same waiting tickets, by when they were queued (`queued_seq`) |
 //! | `queues` | set | languages with a queue |
 //! | `offer:<id>` | hash | an offer (kept an hour after it ends, to tell `expired` from unknown) |
 //! | `deadlines` | zset | pending offers by deadline (ms) |
