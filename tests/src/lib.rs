@@ -210,6 +210,11 @@ pub struct Answer {
 
 /// Sends a request as built (no token added; a 30 s timeout) and reads the answer.
 pub async fn fetch(req: reqwest::RequestBuilder) -> Answer {
+    fetch_text(req).await.0
+}
+
+/// Like [`fetch`], also returning the body as text (for CSV and other non-JSON bodies).
+pub async fn fetch_text(req: reqwest::RequestBuilder) -> (Answer, String) {
     let resp = req
         .timeout(Duration::from_secs(30))
         .send()
@@ -222,12 +227,13 @@ pub async fn fetch(req: reqwest::RequestBuilder) -> Answer {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    Answer {
+    let text = resp.text().await.unwrap_or_default();
+    let answer = Answer {
         status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
         content_type,
-    }
+    };
+    (answer, text)
 }
 
 impl TestApp {

@@ -353,27 +353,7 @@ pub async fn report(
 
 /// Sends `req`, returning the parsed answer and the raw body text.
 pub async fn raw(req: reqwest::RequestBuilder) -> (Answer, String) {
-    let resp = req
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .expect("request is sent");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        Answer {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            content_type,
-        },
-        text,
-    )
+    e2e::fetch_text(req).await
 }
 
 /// `GET /v1/payroll/shifts` as payroll over `[from, to)` (RFC 3339), with more query `extra`.

@@ -52,6 +52,26 @@ async fn agent_filter(
     Ok(Some(id))
 }
 
+/// What both reports take besides their window: the format, the agent filter and now.
+struct Request {
+    csv: bool,
+    agent: Option<AgentId>,
+    now: i64,
+}
+
+async fn request(
+    req: &HttpRequest,
+    q: &mut ReportQuery,
+    store: &Store,
+    ledger: &Ledger,
+) -> Result<Request, ApiError> {
+    Ok(Request {
+        csv: wants_csv(req, q.format.as_deref())?,
+        agent: agent_filter(q.agent_id.take(), store, ledger).await?,
+        now: now_secs(store).await,
+    })
+}
+
 /// `GET /v1/payroll/shifts?from=…&to=…[&agent_id=…][&format=csv]`.
 pub async fn shifts(
     _auth: Authenticated<Payroll>,
@@ -61,21 +81,15 @@ pub async fn shifts(
     ledger: web::Data<Ledger>,
     rules: web::Data<PayRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query(q)?;
+    let mut q = query(q)?;
     let (from, to) = report::time_window(q.from.as_deref(), q.to.as_deref())?;
-    let csv = wants_csv(&req, q.format.as_deref())?;
-    let agent = agent_filter(q.agent_id, &store, &ledger).await?;
+    let r = request(&req, &mut q, &store, &ledger).await?;
+    let agent = r.agent.as_ref().map(AgentId::as_str);
     let rows = ledger
-        .shift_views(
-            from,
-            to,
-            agent.as_ref().map(AgentId::as_str),
-            now_secs(&store).await,
-            rules.breaks_paid,
-        )
+        .shift_views(from, to, agent, r.now, rules.breaks_paid)
         .await
         .map_err(ledger_error)?;
-    Ok(shifts_response(from, to, rows, csv))
+    Ok(shifts_response(from, to, rows, r.csv))
 }
 
 /// `GET /v1/payroll/workdays?from=YYYY-MM-DD&to=YYYY-MM-DD[&agent_id=…][&format=csv]`.
@@ -87,21 +101,15 @@ pub async fn workdays(
     ledger: web::Data<Ledger>,
     rules: web::Data<PayRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query(q)?;
+    let mut q = query(q)?;
     let (from, to) = report::date_window(q.from.as_deref(), q.to.as_deref())?;
-    let csv = wants_csv(&req, q.format.as_deref())?;
-    let agent = agent_filter(q.agent_id, &store, &ledger).await?;
+    let r = request(&req, &mut q, &store, &ledger).await?;
+    let agent = r.agent.as_ref().map(AgentId::as_str);
     let rows = ledger
-        .workday_rows(
-            from,
-            to,
-            agent.as_ref().map(AgentId::as_str),
-            now_secs(&store).await,
-            rules.breaks_paid,
-        )
+        .workday_rows(from, to, agent, r.now, rules.breaks_paid)
         .await
         .map_err(ledger_error)?;
-    if csv {
+    if r.csv {
         return Ok(csv_response(report::csv_document(
             report::WORKDAY_COLUMNS,
             rows.iter().map(report::workday_record),
