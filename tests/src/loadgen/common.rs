@@ -517,6 +517,30 @@ pub async fn ws_connect(
     Ok(ws)
 }
 
+/// Opens agent `id`'s WebSocket within 30 s; on failure counts the agent as failed, says
+/// why, and gives `None`.
+pub async fn connect_agent(
+    ctx: &Ctx,
+    id: &str,
+    url: &str,
+    addr: SocketAddr,
+    source: Ipv4Addr,
+    headers: &[(&'static str, String)],
+) -> Option<Ws> {
+    let connecting = ws_connect(url, addr, source, headers);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), connecting).await {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            ctx.mark_failed(&format!("{id} via {source}: {e}"));
+            None
+        }
+        Err(_) => {
+            ctx.mark_failed(&format!("{id} via {source}: connect timed out"));
+            None
+        }
+    }
+}
+
 /// The agent WebSocket URL of a gateway given as `ws://host:port` or `http://host:port`
 /// (a URL with a path of its own is used as it is).
 pub fn gateway_ws_url(base: &str) -> String {

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::loopback_addr;
 use crate::common::{
-    gateway_ws_url, now_us, parse_summary, ticket_body, ws_connect, Ctx, Rng, Role, TicketMix,
+    connect_agent, gateway_ws_url, now_us, parse_summary, ticket_body, Ctx, Rng, Role, TicketMix,
 };
 
 const TOKEN_TTL: i64 = 24 * 3600;
@@ -277,11 +277,8 @@ pub async fn agent_task(
     };
     let auth = format!("Bearer {}", mint(&ctx, &spec.id, "agent"));
     let headers = [("authorization", auth)];
-    let connecting = ws_connect(&url, addr, src, &headers);
-    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connecting).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return ctx.mark_failed(&format!("{} via {src}: {e}", spec.id)),
-        Err(_) => return ctx.mark_failed(&format!("{} via {src}: connect timed out", spec.id)),
+    let Some(mut ws) = connect_agent(&ctx, &spec.id, &url, addr, src, &headers).await else {
+        return;
     };
     let mut agent = Agent {
         idx,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::loopback_addr;
-use crate::common::{now_us, parse_summary, ticket_body, ws_connect, Ctx, Rng, Role, TicketMix};
+use crate::common::{connect_agent, now_us, parse_summary, ticket_body, Ctx, Rng, Role, TicketMix};
 
 // ---------------------------------------------------------------------------------------------
 // The protocol
@@ -236,11 +236,9 @@ pub async fn agent_task(
         Ok(a) => a,
         Err(e) => return ctx.mark_failed(&e),
     };
-    let connecting = ws_connect(&ctx.args.nats_ws, addr, src, &[]);
-    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connecting).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return ctx.mark_failed(&format!("{} via {src}: {e}", spec.id)),
-        Err(_) => return ctx.mark_failed(&format!("{} via {src}: connect timed out", spec.id)),
+    let Some(mut ws) = connect_agent(&ctx, &spec.id, &ctx.args.nats_ws, addr, src, &[]).await
+    else {
+        return;
     };
     let mut hello = CONNECT.to_owned();
     let langs: &[&str] = match spec.role {
