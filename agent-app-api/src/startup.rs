@@ -46,8 +46,11 @@ impl Application {
     /// Validates the settings, binds the listener and starts every loop.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let verifier = settings.verifier()?;
+        // A transition that frees an agent (accept, complete, decline, going available) offers
+        // it the next waiting ticket, with the deployment's offer timeout.
         let store = Store::open(&settings.redis_url, &settings.namespace)
-            .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?;
+            .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?
+            .with_offer_timeout(settings.offer_timeout);
         if let Err(e) = store.load_library().await {
             tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
         }

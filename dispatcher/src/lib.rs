@@ -2,10 +2,11 @@
 //!
 //! - [`startup`]: `Application::build` binds a listener and starts every loop; `main` is thin.
 //! - [`routes`]: the HTTP API (`/v1/agents…`, `/v1/tickets…`), one module per resource.
-//! - [`matcher`]: reacts to the namespace's event stream (one consumer group across all
-//!   instances), offering freed tickets to the best agent and freed agents the best ticket.
+//! - [`matcher`]: routes tickets that need an agent to the best one (freed agents are offered
+//!   the best waiting ticket by the transitions themselves, in Redis).
 //! - [`policy`]: the pure choice policy of API.md §5.
-//! - [`timers`]: offer deadlines, grace periods and silent gateways, all kept in Redis.
+//! - [`timers`]: offer deadlines, grace periods, silent gateways and tickets a dead dispatcher
+//!   left routing, all kept in Redis.
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
 //! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
 //!

@@ -1,136 +1,142 @@
-//! Matching: reacting to the event stream by offering tickets to agents.
+//! Matching: putting a ticket that needs an agent with the best eligible agent (API.md §5).
 //!
-//! Every dispatcher instance reads the namespace's event stream in one consumer group
-//! (`matcher`), so each event is handled by one instance, and entries a dead instance had taken
-//! are claimed by the others after [`CLAIM_IDLE`]. An event that frees a ticket (created,
-//! requeued, declined, expired, withdrawn) routes it to the best eligible agent; an event that
-//! frees an agent (available, connected, accepted, completed, declined, expired, cancelled) offers
-//! it the best waiting ticket. Both are idempotent: handling an event twice changes nothing.
+//! Most matching happens inside the transitions themselves (`shared/src/dispatch.lua`): a
+//! transition that frees an agent offers it the best waiting ticket in the same atomic step. What
+//! is left here is the other direction, which needs the choice policy ([`crate::policy`]): a
+//! ticket that needs an agent is "routing" until [`Matcher::route_ticket`] has read its
+//! candidates (step 1, one function call), chosen the best and offered it (step 2); with no
+//! eligible agent the ticket is parked in its queue by step 1 itself.
+//!
+//! Who routes:
+//! - a new ticket, the request that created it ([`Matcher::route_created`]: its first page of
+//!   candidates comes with the creation, so a match costs two Redis calls);
+//! - a ticket that comes back (declined, lapsed, withdrawn, requeued), whichever dispatcher pops it
+//!   from the namespace's `routeq` list ([`Matcher::run`]);
+//! - a routing ticket nobody finished with (its dispatcher died), the timers after
+//!   [`STALE_ROUTING`] ([`Matcher::recover_stale`]).
+//!
+//! Routing is idempotent and safe to race: the offer is made only if ticket and agent are both
+//! still free, in one atomic call, so two dispatchers routing one ticket offer it once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
-};
-use redis::{AsyncCommands, Value};
+use redis::AsyncCommands;
 use shared::domain::OfferId;
-use shared::store::{Candidate, Store, StoreError};
+use shared::store::{Candidate, CandidatePage, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::policy;
 
-/// The consumer group every dispatcher reads the event stream in.
-pub const GROUP: &str = "matcher";
-/// How long an entry may sit unacknowledged with a consumer before another instance takes it.
-pub const CLAIM_IDLE: Duration = Duration::from_secs(15);
 /// How many index entries one `candidates` call looks at.
-const PAGE: u64 = 256;
-/// How many queue entries per language `offer_agent` looks at.
-const QUEUE_SCAN: u32 = 256;
+pub const PAGE: u64 = 256;
 /// How often a lost race for an agent is retried with fresh candidates.
 const ATTEMPTS: usize = 4;
+/// How long a ticket may stay routing before another dispatcher routes it (its own died).
+pub const STALE_ROUTING: Duration = Duration::from_secs(2);
+/// How many routing tasks each dispatcher runs, each popping `routeq` on its own connection.
+pub const ROUTERS: usize = 2;
 
 /// Offers tickets to agents.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     store: Store,
-    offer_timeout: Duration,
 }
 
 impl Matcher {
-    /// A matcher making offers that last `offer_timeout`.
-    pub fn new(store: Store, offer_timeout: Duration) -> Self {
-        Self {
-            store,
-            offer_timeout,
-        }
+    /// A matcher making offers that last as long as the store's offer timeout.
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
-    /// Offers a queued ticket to the best eligible agent, if there is one.
-    /// Returns the agent offered to.
+    /// The store it matches in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Offers a queued ticket to the best eligible agent, if there is one (else the ticket waits
+    /// in its queue). Returns the agent offered to.
     pub async fn route_ticket(&self, ticket: &str) -> Result<Option<String>, StoreError> {
         for _ in 0..ATTEMPTS {
-            let Some(candidates) = self.candidates(ticket).await? else {
+            let Some(candidates) = self.candidates(ticket, None).await? else {
                 return Ok(None);
             };
-            let Some(best) = policy::choose(&candidates) else {
+            if let Some(agent) = self.offer_best(ticket, &candidates).await? {
+                return Ok(Some(agent));
+            }
+            if candidates.is_empty() {
                 return Ok(None);
-            };
-            let offer = OfferId::generate();
-            if self
-                .store
-                .offer_ticket(ticket, &best.agent_id, &offer, self.offer_timeout)
-                .await?
-            {
-                tracing::debug!(ticket, agent = %best.agent_id, offer = %offer, "offered");
-                return Ok(Some(best.agent_id.clone()));
             }
         }
         Ok(None)
     }
 
-    /// The candidates for a queued ticket (`None` if it is not queued any more).
-    async fn candidates(&self, ticket: &str) -> Result<Option<Vec<Candidate>>, StoreError> {
-        let mut all = Vec::new();
-        let mut offset = 0;
-        loop {
-            let Some(page) = self.store.candidates(ticket, offset, PAGE).await? else {
-                return Ok(None);
-            };
-            all.extend(page.candidates);
-            match page.next_offset {
-                Some(next) if all.is_empty() => offset = next,
-                _ => return Ok(Some(all)),
-            }
-        }
-    }
-
-    /// Offers a free agent the best ticket waiting now. Returns the ticket offered.
-    pub async fn serve_agent(&self, agent: &str) -> Result<Option<String>, StoreError> {
-        self.serve_agent_since(agent, i64::MAX).await
-    }
-
-    /// Offers an agent that became free at event `since` (the event's `seq`) the best ticket
-    /// that was waiting for it then. Returns the ticket offered.
-    pub async fn serve_agent_since(
+    /// Routes a ticket just created, starting from the candidates its creation returned.
+    /// Returns the agent offered to.
+    pub async fn route_created(
         &self,
-        agent: &str,
-        since: i64,
+        ticket: &str,
+        first: CandidatePage,
     ) -> Result<Option<String>, StoreError> {
-        self.store
-            .offer_agent(
-                agent,
-                &OfferId::generate(),
-                self.offer_timeout,
-                QUEUE_SCAN,
-                since,
-            )
-            .await
+        let Some(candidates) = self.candidates(ticket, Some(first)).await? else {
+            return Ok(None);
+        };
+        if let Some(agent) = self.offer_best(ticket, &candidates).await? {
+            return Ok(Some(agent));
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        // The best agent was taken meanwhile: try again with fresh candidates.
+        self.route_ticket(ticket).await
     }
 
-    /// Reacts to one event of the stream.
-    pub async fn handle(&self, fields: &HashMap<String, String>) -> Result<(), StoreError> {
-        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-        let (ticket, agent) = (get("ticket"), get("agent"));
-        let (route, serve) = match get("type") {
-            "ticket_created" | "ticket_requeued" | "offer_withdrawn" => (true, false),
-            "offer_declined" | "offer_expired" => (true, true),
-            "ticket_completed" | "ticket_assigned" | "agent_connected" | "agent_upserted" => {
-                (false, true)
-            }
-            "agent_status" => (false, get("status") == "available"),
-            "ticket_cancelled" => (false, !agent.is_empty()),
-            _ => (false, false),
+    /// Offers the ticket to the best of `candidates`; the agent, if the offer was made.
+    async fn offer_best(
+        &self,
+        ticket: &str,
+        candidates: &[Candidate],
+    ) -> Result<Option<String>, StoreError> {
+        let Some(best) = policy::choose(candidates) else {
+            return Ok(None);
         };
-        if route && !ticket.is_empty() {
-            self.route_ticket(ticket).await?;
+        let offer = OfferId::generate();
+        let timeout = self.store.offer_timeout();
+        if self
+            .store
+            .offer_ticket(ticket, &best.agent_id, &offer, timeout)
+            .await?
+        {
+            tracing::debug!(ticket, agent = %best.agent_id, offer = %offer, "offered");
+            return Ok(Some(best.agent_id.clone()));
         }
-        if serve && !agent.is_empty() {
-            let since = get("seq").parse().unwrap_or(i64::MAX);
-            self.serve_agent_since(agent, since).await?;
+        Ok(None)
+    }
+
+    /// The candidates for a queued ticket, from `first` if given (`None` if it is not queued
+    /// any more): pages are read until one holds a candidate or the index ends.
+    async fn candidates(
+        &self,
+        ticket: &str,
+        first: Option<CandidatePage>,
+    ) -> Result<Option<Vec<Candidate>>, StoreError> {
+        let mut page = match first {
+            Some(page) => page,
+            None => match self.store.candidates(ticket, 0, PAGE).await? {
+                Some(page) => page,
+                None => return Ok(None),
+            },
+        };
+        loop {
+            match page.next_offset {
+                Some(next) if page.candidates.is_empty() => {
+                    page = match self.store.candidates(ticket, next, PAGE).await? {
+                        Some(page) => page,
+                        None => return Ok(None),
+                    };
+                }
+                _ => return Ok(Some(page.candidates)),
+            }
         }
-        Ok(())
     }
 
     /// Re-routes the heads of every language queue: a safety net for tickets whose agents were
@@ -149,14 +155,27 @@ impl Matcher {
         Ok(())
     }
 
-    /// Consumes the event stream until `shutdown`.
-    pub async fn run(self, consumer: String, shutdown: CancellationToken) {
+    /// Routes the tickets left routing by a dispatcher that died.
+    pub async fn recover_stale(&self) -> Result<usize, StoreError> {
+        let stale = self.store.stale_routing(100, STALE_ROUTING).await?;
+        for ticket in &stale {
+            tracing::info!(
+                ticket,
+                "routing a ticket another dispatcher left unfinished"
+            );
+            self.route_ticket(ticket).await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Routes the tickets the namespace's `routeq` asks for until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            match self.consume(&consumer, &shutdown).await {
+            match self.consume(&shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event consumer failed; retrying");
+                    tracing::warn!(error = %e, "routing queue consumer failed; retrying");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(backoff) => {}
@@ -167,11 +186,8 @@ impl Matcher {
         }
     }
 
-    async fn consume(
-        &self,
-        consumer: &str,
-        shutdown: &CancellationToken,
-    ) -> Result<(), StoreError> {
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        // A connection of its own: a blocking pop would hold up the shared one.
         let config = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
@@ -180,80 +196,20 @@ impl Matcher {
             .client()
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let stream = self.store.keys().events();
-        let created: Result<(), redis::RedisError> =
-            // From the stream's start, not `$`: after Redis lost everything (restart without
-            // persistence) the events written before the group is recreated must not be missed.
-            // Replaying older events is harmless: handling them is idempotent.
-            conn.xgroup_create_mkstream(&stream, GROUP, "0").await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(e.into());
-            }
-        }
-        let read = StreamReadOptions::default()
-            .group(GROUP, consumer)
-            .count(128)
-            .block(1000);
-        let mut last_claim = tokio::time::Instant::now();
+        let queue = self.store.keys().route_queue();
         while !shutdown.is_cancelled() {
-            let reply: Option<StreamReadReply> =
-                conn.xread_options(&[&stream], &[">"], &read).await?;
-            for key in reply.map(|r| r.keys).unwrap_or_default() {
-                for entry in key.ids {
-                    self.handle_entry(&mut conn, &stream, &entry.id, &entry.map)
-                        .await?;
-                }
+            // A ticket popped and then lost with this process stays routing, and
+            // `recover_stale` routes it.
+            let popped: Option<(String, String)> = conn.brpop(&queue, 1.0).await?;
+            let Some((_, ticket)) = popped else {
+                continue;
+            };
+            match self.route_ticket(&ticket).await {
+                Ok(_) => {}
+                Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
+                Err(e) => tracing::error!(ticket, error = %e, "ticket could not be routed"),
             }
-            if last_claim.elapsed() >= CLAIM_IDLE / 3 {
-                last_claim = tokio::time::Instant::now();
-                self.claim_abandoned(&mut conn, &stream, consumer).await?;
-            }
         }
-        Ok(())
-    }
-
-    /// Takes over entries another consumer read but never acknowledged (it died).
-    async fn claim_abandoned(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        stream: &str,
-        consumer: &str,
-    ) -> Result<(), StoreError> {
-        let idle = usize::try_from(CLAIM_IDLE.as_millis()).unwrap_or(usize::MAX);
-        let options = StreamAutoClaimOptions::default().count(128);
-        let reply: StreamAutoClaimReply = conn
-            .xautoclaim_options(stream, GROUP, consumer, idle, "0-0", options)
-            .await?;
-        for entry in reply.claimed {
-            tracing::info!(id = %entry.id, "handling an event abandoned by another instance");
-            self.handle_entry(conn, stream, &entry.id, &entry.map)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn handle_entry(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        stream: &str,
-        id: &str,
-        map: &HashMap<String, Value>,
-    ) -> Result<(), StoreError> {
-        let fields: HashMap<String, String> = map
-            .iter()
-            .filter_map(|(k, v)| {
-                redis::from_redis_value_ref::<String>(v)
-                    .ok()
-                    .map(|v| (k.clone(), v))
-            })
-            .collect();
-        match self.handle(&fields).await {
-            Ok(()) => {}
-            Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
-            Err(e) => tracing::error!(error = %e, event = id, "event could not be handled"),
-        }
-        let _: i64 = conn.xack(stream, GROUP, &[id]).await?;
         Ok(())
     }
 }

@@ -53,7 +53,8 @@ impl Application {
             None => Geofences::default(),
         };
         let store = Store::open(&settings.redis_url, &settings.namespace)
-            .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?;
+            .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?
+            .with_offer_timeout(settings.offer_timeout);
         if let Err(e) = store.load_library().await {
             tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
         }
@@ -66,6 +67,7 @@ impl Application {
             }
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let matcher = Matcher::new(store.clone());
 
         let data = (
             web::Data::new(store.clone()),
@@ -76,6 +78,7 @@ impl Application {
             web::Data::new(PayRules {
                 breaks_paid: settings.breaks_paid,
             }),
+            web::Data::new(matcher.clone()),
         );
         let server = HttpServer::new(move || {
             App::new()
@@ -85,6 +88,7 @@ impl Application {
                 .app_data(data.3.clone())
                 .app_data(data.4.clone())
                 .app_data(data.5.clone())
+                .app_data(data.6.clone())
                 .configure(health)
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
@@ -99,20 +103,21 @@ impl Application {
         .run();
 
         let shutdown = CancellationToken::new();
-        let matcher = Matcher::new(store.clone(), settings.offer_timeout);
-        let consumer = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
-        let writer = ledger.run_writer(store.clone(), consumer.clone(), shutdown.clone());
+        let holder = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
+        let writer = ledger.run_writer(store.clone(), holder, shutdown.clone());
         let timers = Timers {
             store,
             matcher: matcher.clone(),
             missed_before_away: settings.missed_offers_before_away,
             grace: settings.disconnect_grace,
         };
-        let workers = vec![
-            tokio::spawn(matcher.run(consumer, shutdown.clone())),
+        let mut workers = vec![
             tokio::spawn(timers.run(shutdown.clone())),
             tokio::spawn(writer),
         ];
+        for _ in 0..crate::matcher::ROUTERS {
+            workers.push(tokio::spawn(matcher.clone().run(shutdown.clone())));
+        }
         tracing::info!(port, namespace = %settings.namespace, "dispatcher listening");
         Ok(Self {
             port,

@@ -1,4 +1,5 @@
-//! The clocks of dispatch: offer deadlines, grace periods, silent gateways and the queue sweep.
+//! The clocks of dispatch: offer deadlines, grace periods, silent gateways, tickets a dead
+//! dispatcher left routing, and the queue sweep.
 //!
 //! Deadlines live in Redis sorted sets, so every dispatcher instance runs this loop and whichever
 //! gets there first lapses an offer: an offer outlives the instance that made it. Each step is a
@@ -20,13 +21,15 @@ const BATCH: u32 = 500;
 const REAP_EVERY: Duration = Duration::from_secs(2);
 /// How often queue heads are re-routed.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often tickets left routing are looked for.
+const RECOVER_EVERY: Duration = Duration::from_secs(1);
 
 /// What the timers need.
 #[derive(Debug, Clone)]
 pub struct Timers {
     /// The store.
     pub store: Store,
-    /// The matcher, for the queue sweep.
+    /// The matcher, for the queue sweep and tickets left routing.
     pub matcher: Matcher,
     /// `MISSED_OFFERS_BEFORE_AWAY`.
     pub missed_before_away: u32,
@@ -41,6 +44,7 @@ impl Timers {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_reap = tokio::time::Instant::now();
         let mut last_sweep = tokio::time::Instant::now();
+        let mut last_recover = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -54,6 +58,12 @@ impl Timers {
                 last_reap = tokio::time::Instant::now();
                 if let Err(e) = self.reap_gateways().await {
                     tracing::warn!(error = %e, "gateway reaping failed");
+                }
+            }
+            if last_recover.elapsed() >= RECOVER_EVERY {
+                last_recover = tokio::time::Instant::now();
+                if let Err(e) = self.matcher.recover_stale().await {
+                    tracing::warn!(error = %e, "routing left-over tickets failed");
                 }
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {

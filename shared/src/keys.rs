@@ -13,8 +13,9 @@
 //! | `free:<lang>`, `free:<lang>:<skill>`, `free:<lang>:@<region>` | zset | agents who could take an offer now, by (active, idle since) |
 //! | `ticket:<id>` | hash | the ticket and its state |
 //! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
-//! | `queue:<lang>` | zset | waiting tickets, by (priority desc, arrival) |
-//! | `waiting:<lang>` | zset | the same waiting tickets, by when they were queued (`queued_seq`) |
+//! | `queue:<lang>` | zset | tickets waiting for a freed agent, by (priority desc, arrival) |
+//! | `routing` | zset | queued tickets the choice policy has yet to place, by when they began to wait for it (ms) |
+//! | `routeq` | list | routing tickets the dispatchers are asked to route (popped by one of them) |
 //! | `queues` | set | languages with a queue |
 //! | `offer:<id>` | hash | an offer (kept an hour after it ends, to tell `expired` from unknown) |
 //! | `deadlines` | zset | pending offers by deadline (ms) |
@@ -22,7 +23,7 @@
 //! | `gateways` | zset | agent-app-api instances by last heartbeat (ms) |
 //! | `gw:<instance>:conns` | set | agents connected through an instance |
 //! | `idem:<key>` | string | `<body hash>|<ticket id>` for `Idempotency-Key` |
-//! | `seq` | string | the namespace's change counter (event `seq`, queue order) |
+//! | `seq` | string | the namespace's ticket counter (queue order among equal priorities) |
 //! | `lease:<name>` | string | who holds a lease (the ledger writer) |
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
 //! | `push` | channel | messages for the gateways ([`crate::protocol::Push`]) |
@@ -75,6 +76,16 @@ impl Keys {
         self.key(&format!("queue:{language}"))
     }
 
+    /// Queued tickets the choice policy has yet to place.
+    pub fn routing(&self) -> String {
+        self.key("routing")
+    }
+
+    /// Routing tickets a dispatcher is asked to route.
+    pub fn route_queue(&self) -> String {
+        self.key("routeq")
+    }
+
     /// Languages that have a queue.
     pub fn queues(&self) -> String {
         self.key("queues")
@@ -124,6 +135,8 @@ mod tests {
             k.agent_tickets("a-1"),
             k.ticket("t-1"),
             k.queue("sv"),
+            k.routing(),
+            k.route_queue(),
             k.deadlines(),
             k.grace(),
             k.events(),

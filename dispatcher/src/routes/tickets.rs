@@ -4,10 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use http_kit::{parse_id, ApiError, Authenticated, Tickets, ValidJson};
 use sha2::{Digest, Sha256};
 use shared::domain::{NewTicket, TicketId, MAX_CONTEXT_BYTES};
+use shared::domain::{TicketStatus, TicketView, Timestamp};
 use shared::error::{ClientError, ErrorCode};
-use shared::store::{NewTicketFields, Store};
+use shared::store::{CreatedTicket, NewTicketFields, Store};
 
 use crate::geofence::Geofences;
+use crate::matcher::{Matcher, PAGE};
 
 fn ticket_id(path: web::Path<String>) -> Result<TicketId, ApiError> {
     parse_id("ticket_id", path.into_inner())
@@ -65,13 +67,14 @@ fn check(ticket: &NewTicket, fences: &Geofences) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /v1/tickets`: 201 with the new ticket, or 200 with the first one for a repeated
-/// `Idempotency-Key` and body.
+/// `POST /v1/tickets`: 201 with the new ticket, offered to the best eligible agent if there is
+/// one, or 200 with the first one for a repeated `Idempotency-Key` and body.
 pub async fn create(
     _auth: Authenticated<Tickets>,
     req: HttpRequest,
     body: ValidJson<NewTicket>,
     store: web::Data<Store>,
+    matcher: web::Data<Matcher>,
     fences: web::Data<Geofences>,
 ) -> Result<HttpResponse, ApiError> {
     check(&body.value, &fences)?;
@@ -83,21 +86,39 @@ pub async fn create(
             sha256(body.raw.to_string().as_bytes()),
         )
     });
-    let (id, created) = store
+    let id = TicketId::generate();
+    let created = store
         .create_ticket(
-            &TicketId::generate(),
+            &id,
             idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str())),
             &NewTicketFields::new(&body.value),
+            PAGE,
         )
         .await?;
-    let id = parse_id::<TicketId>("ticket_id", id)?;
-    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
-    tracing::info!(ticket_id = %id, created, "ticket posted");
-    Ok(if created {
-        HttpResponse::Created().json(view)
-    } else {
-        HttpResponse::Ok().json(view)
-    })
+    let (created_ms, first) = match created {
+        CreatedTicket::Created {
+            created_ms, page, ..
+        } => (created_ms, page),
+        CreatedTicket::Existing(existing) => {
+            let existing = parse_id::<TicketId>("ticket_id", existing)?;
+            let view = store
+                .ticket(&existing)
+                .await?
+                .ok_or_else(|| not_found(&existing))?;
+            tracing::info!(ticket_id = %existing, "ticket posted again");
+            return Ok(HttpResponse::Ok().json(view));
+        }
+    };
+    let offered = matcher.route_created(id.as_str(), first).await?;
+    tracing::info!(ticket_id = %id, offered_to = offered.as_deref(), "ticket posted");
+    // The ticket as it stands after its first routing, built from what was posted rather than
+    // read back: the response costs no Redis call of its own.
+    let mut view = TicketView::posted(id, &body.value, Timestamp::from_millis(created_ms));
+    if offered.is_some() {
+        view.status = TicketStatus::Offered;
+        view.offers_made = 1;
+    }
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// `GET /v1/tickets/{ticket_id}`.

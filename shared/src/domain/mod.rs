@@ -270,6 +270,30 @@ pub struct TicketView {
     pub offers_made: u32,
 }
 
+impl TicketView {
+    /// A ticket just posted and not yet offered: `queued`, no offers made.
+    pub fn posted(ticket_id: TicketId, t: &NewTicket, created_at: Timestamp) -> Self {
+        Self {
+            ticket_id,
+            conversation_id: t.conversation_id.to_string(),
+            status: TicketStatus::Queued,
+            priority: t.priority.get(),
+            language: t.language.to_string(),
+            skills: serde_json::to_value(&t.skills).unwrap_or_else(|_| serde_json::json!({})),
+            region: t.region.as_ref().map(|r| r.to_string()),
+            agent_id: None,
+            preferred_agent_id: t.preferred_agent_id.as_ref().map(|a| a.to_string()),
+            summary: t.summary.to_string(),
+            created_at,
+            assigned_at: None,
+            completed_at: None,
+            cancelled_at: None,
+            outcome: None,
+            offers_made: 0,
+        }
+    }
+}
+
 /// A point in time, kept as milliseconds since the epoch (as Redis stores it) and written as
 /// RFC 3339 in UTC with millisecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

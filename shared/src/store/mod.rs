@@ -16,7 +16,9 @@ use redis::{FromRedisValue, Value};
 use crate::error::ErrorCode;
 use crate::keys::Keys;
 
-pub use ops::{Candidate, CandidatePage, ConnectReply, NewTicketFields, ProfileFields};
+pub use ops::{
+    Candidate, CandidatePage, ConnectReply, CreatedTicket, NewTicketFields, ProfileFields,
+};
 pub use read::{assigned_frame, pairs};
 
 /// How often a gateway instance records that it is alive.
@@ -75,12 +77,19 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
+/// The offer timeout a store makes offers with unless told otherwise (`OFFER_TIMEOUT_SECS`'s
+/// default).
+pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A handle on one namespace of one Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
     conn: ConnectionManager,
     keys: Keys,
+    /// How long the offers made inside a transition last: a transition that frees an agent
+    /// offers it the next waiting ticket in the same atomic step (see `dispatch.lua`).
+    offer_timeout: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,7 +114,19 @@ impl Store {
             client,
             conn,
             keys: Keys::new(namespace),
+            offer_timeout: DEFAULT_OFFER_TIMEOUT,
         })
+    }
+
+    /// The same store, making offers that last `timeout` (`OFFER_TIMEOUT_SECS`).
+    pub fn with_offer_timeout(mut self, timeout: Duration) -> Self {
+        self.offer_timeout = timeout;
+        self
+    }
+
+    /// How long the offers this store makes last.
+    pub fn offer_timeout(&self) -> Duration {
+        self.offer_timeout
     }
 
     /// The key names of this namespace.

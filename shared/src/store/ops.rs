@@ -122,6 +122,46 @@ pub struct CandidatePage {
     pub next_offset: Option<u64>,
 }
 
+/// What `create_ticket` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedTicket {
+    /// A new ticket, created at `created_ms` (Redis's clock), with the first page of its
+    /// candidates: route it (`Matcher::route_created`). An empty page that ends the index means
+    /// no agent can take it now, and it waits in its queue.
+    Created {
+        /// The ticket.
+        id: String,
+        /// When it was created, ms.
+        created_ms: i64,
+        /// Its first page of candidates.
+        page: CandidatePage,
+    },
+    /// The ticket an earlier request with the same `Idempotency-Key` and body created.
+    Existing(String),
+}
+
+/// Parses `[next offset, id, active, idle_since, summed level, preferred, ...]`.
+fn candidate_page(words: &[String]) -> Result<CandidatePage, StoreError> {
+    let next: i64 = num("candidates offset", words.first())?;
+    let mut candidates = Vec::new();
+    for c in words.get(1..).unwrap_or_default().chunks(5) {
+        if c.len() < 5 {
+            return Err(StoreError::Corrupt("candidates: short record".into()));
+        }
+        candidates.push(Candidate {
+            agent_id: c[0].clone(),
+            active: num("active", Some(&c[1]))?,
+            idle_since: num("idle_since", Some(&c[2]))?,
+            summed_level: num("summed_level", Some(&c[3]))?,
+            preferred: c[4] == "1",
+        });
+    }
+    Ok(CandidatePage {
+        candidates,
+        next_offset: u64::try_from(next).ok(),
+    })
+}
+
 /// What `connect` tells the gateway about the agent, to build its `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectReply {
@@ -144,8 +184,16 @@ fn millis(d: Duration) -> String {
 }
 
 impl Store {
-    /// Creates or replaces a profile; `true` when created.
+    /// The two arguments every transition that may free an agent ends with: the id of the offer
+    /// it makes that agent, if any, and how long the offer lasts.
+    fn next_offer(&self) -> [String; 2] {
+        [OfferId::generate().to_string(), millis(self.offer_timeout)]
+    }
+
+    /// Creates or replaces a profile; `true` when created. A free agent is offered the best
+    /// waiting ticket it can now take.
     pub async fn put_agent(&self, id: &AgentId, p: &ProfileFields) -> Result<bool, StoreError> {
+        let offer = self.next_offer();
         let reply = self
             .fcall(
                 "put_agent",
@@ -159,6 +207,8 @@ impl Store {
                     &p.rate.to_string(),
                     &p.currency,
                     &p.tz,
+                    &offer[0],
+                    &offer[1],
                 ],
             )
             .await?;
@@ -170,16 +220,18 @@ impl Store {
         self.fcall("remove_agent", &[id.as_str()]).await.map(drop)
     }
 
-    /// Creates a ticket, or finds the one created before under the same idempotency key.
-    /// Returns the ticket id and whether it was created now.
+    /// Creates a ticket, or finds the one created before under the same idempotency key. A new
+    /// ticket comes with its first page of candidates (`page` index entries looked at).
     pub async fn create_ticket(
         &self,
         id: &TicketId,
         idempotency: Option<(&str, &str)>,
         fields: &NewTicketFields,
-    ) -> Result<(String, bool), StoreError> {
+        page: u64,
+    ) -> Result<CreatedTicket, StoreError> {
         let (key, hash) = idempotency.unwrap_or(("", ""));
-        let mut args: Vec<&str> = vec![id.as_str(), key, hash];
+        let page = page.to_string();
+        let mut args: Vec<&str> = vec![id.as_str(), key, hash, &page];
         for (k, v) in &fields.0 {
             args.push(k);
             args.push(v);
@@ -189,7 +241,14 @@ impl Store {
             .get(1)
             .cloned()
             .ok_or_else(|| StoreError::Corrupt("create_ticket: no id".into()))?;
-        Ok((ticket, reply[0] == "created"))
+        if reply[0] != "created" {
+            return Ok(CreatedTicket::Existing(ticket));
+        }
+        Ok(CreatedTicket::Created {
+            id: ticket,
+            created_ms: num("create_ticket created", reply.get(2))?,
+            page: candidate_page(reply.get(3..).unwrap_or_default())?,
+        })
     }
 
     /// A page of candidates for a queued ticket; `None` if it is no longer queued.
@@ -208,24 +267,7 @@ impl Store {
         if reply[0] != "candidates" {
             return Ok(None);
         }
-        let next: i64 = num("candidates offset", reply.get(1))?;
-        let mut candidates = Vec::new();
-        for c in reply[2..].chunks(5) {
-            if c.len() < 5 {
-                return Err(StoreError::Corrupt("candidates: short record".into()));
-            }
-            candidates.push(Candidate {
-                agent_id: c[0].clone(),
-                active: num("active", Some(&c[1]))?,
-                idle_since: num("idle_since", Some(&c[2]))?,
-                summed_level: num("summed_level", Some(&c[3]))?,
-                preferred: c[4] == "1",
-            });
-        }
-        Ok(Some(CandidatePage {
-            candidates,
-            next_offset: u64::try_from(next).ok(),
-        }))
+        candidate_page(&reply[1..]).map(Some)
     }
 
     /// Offers a queued ticket to an agent; `false` if either is no longer free for it.
@@ -245,39 +287,32 @@ impl Store {
         Ok(reply[0] == "offered")
     }
 
-    /// Offers an agent that became free at event `since` (the event's `seq`) the best ticket
-    /// that was waiting then; the ticket, if any.
-    pub async fn offer_agent(
+    /// Routing tickets no dispatcher has finished with for `older` (it died): up to `limit`,
+    /// each handed to this caller only.
+    pub async fn stale_routing(
         &self,
-        agent: &str,
-        offer: &OfferId,
-        timeout: Duration,
-        scan: u32,
-        since: i64,
-    ) -> Result<Option<String>, StoreError> {
+        limit: u32,
+        older: Duration,
+    ) -> Result<Vec<String>, StoreError> {
         let reply = self
-            .fcall(
-                "offer_agent",
-                &[
-                    agent,
-                    offer.as_str(),
-                    &millis(timeout),
-                    &scan.to_string(),
-                    &since.to_string(),
-                ],
-            )
+            .fcall("stale_routing", &[&limit.to_string(), &millis(older)])
             .await?;
-        Ok((reply[0] == "offered").then(|| reply.get(1).cloned().unwrap_or_default()))
+        Ok(reply.into_iter().skip(1).collect())
     }
 
-    /// The agent accepts an offer; returns the `assigned` frame.
+    /// The agent accepts an offer; returns the `assigned` frame. An agent with capacity left is
+    /// offered the best waiting ticket.
     pub async fn accept(
         &self,
         agent: &AgentId,
         offer: &OfferId,
     ) -> Result<AssignedFrame, StoreError> {
+        let next = self.next_offer();
         let mut reply = self
-            .fcall("accept", &[agent.as_str(), offer.as_str()])
+            .fcall(
+                "accept",
+                &[agent.as_str(), offer.as_str(), &next[0], &next[1]],
+            )
             .await?;
         if reply.len() < 2 {
             return Err(StoreError::Corrupt("accept: no ticket".into()));
@@ -286,22 +321,29 @@ impl Store {
         Ok(assigned_frame(&reply[1], &pairs(fields)))
     }
 
-    /// The agent declines an offer.
+    /// The agent declines an offer (and is offered the best waiting ticket).
     pub async fn decline(
         &self,
         agent: &AgentId,
         offer: &OfferId,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
+        let next = self.next_offer();
         self.fcall(
             "decline",
-            &[agent.as_str(), offer.as_str(), reason.unwrap_or("")],
+            &[
+                agent.as_str(),
+                offer.as_str(),
+                reason.unwrap_or(""),
+                &next[0],
+                &next[1],
+            ],
         )
         .await
         .map(drop)
     }
 
-    /// The agent completes a ticket.
+    /// The agent completes a ticket (and is offered the best waiting ticket).
     pub async fn complete(
         &self,
         agent: &AgentId,
@@ -309,6 +351,7 @@ impl Store {
         outcome: Outcome,
         note: Option<&str>,
     ) -> Result<(), StoreError> {
+        let next = self.next_offer();
         self.fcall(
             "complete",
             &[
@@ -316,30 +359,41 @@ impl Store {
                 ticket.as_str(),
                 outcome.as_str(),
                 note.unwrap_or(""),
+                &next[0],
+                &next[1],
             ],
         )
         .await
         .map(drop)
     }
 
-    /// Cancels a ticket.
+    /// Cancels a ticket. The agent it frees is offered the best waiting ticket.
     pub async fn cancel_ticket(&self, ticket: &TicketId) -> Result<(), StoreError> {
-        self.fcall("cancel_ticket", &[ticket.as_str()])
+        let next = self.next_offer();
+        self.fcall("cancel_ticket", &[ticket.as_str(), &next[0], &next[1]])
             .await
             .map(drop)
     }
 
-    /// The agent asks for a status; returns the status and shift now.
+    /// The agent asks for a status; returns the status and shift now. An agent that goes
+    /// available is offered the best waiting ticket.
     pub async fn set_status(
         &self,
         agent: &AgentId,
         status: RequestedStatus,
     ) -> Result<(AgentStatus, Option<String>), StoreError> {
         let shift = format!("s-{}", uuid::Uuid::new_v4().simple());
+        let next = self.next_offer();
         let reply = self
             .fcall(
                 "set_status",
-                &[agent.as_str(), AgentStatus::from(status).as_str(), &shift],
+                &[
+                    agent.as_str(),
+                    AgentStatus::from(status).as_str(),
+                    &shift,
+                    &next[0],
+                    &next[1],
+                ],
             )
             .await?;
         let status = reply
@@ -349,15 +403,20 @@ impl Store {
         Ok((status, non_empty(reply.get(2))))
     }
 
-    /// Binds the agent's live connection to `conn` on gateway `instance`.
+    /// Binds the agent's live connection to `conn` on gateway `instance`. An agent free again is
+    /// offered the best waiting ticket (in the reply's `offer_id`).
     pub async fn connect(
         &self,
         agent: &AgentId,
         conn: &str,
         instance: &str,
     ) -> Result<ConnectReply, StoreError> {
+        let next = self.next_offer();
         let reply = self
-            .fcall("connect", &[agent.as_str(), conn, instance])
+            .fcall(
+                "connect",
+                &[agent.as_str(), conn, instance, &next[0], &next[1]],
+            )
             .await?;
         let status = reply
             .get(1)
@@ -383,16 +442,23 @@ impl Store {
             .map(drop)
     }
 
-    /// Lapses up to `limit` offers past their deadline; how many lapsed.
+    /// Lapses up to `limit` offers past their deadline; how many lapsed. The agents freed are
+    /// offered the best waiting tickets.
     pub async fn expire_offers(
         &self,
         limit: u32,
         missed_before_away: u32,
     ) -> Result<u32, StoreError> {
+        let next = self.next_offer();
         let reply = self
             .fcall(
                 "expire_offers",
-                &[&limit.to_string(), &missed_before_away.to_string()],
+                &[
+                    &limit.to_string(),
+                    &missed_before_away.to_string(),
+                    &next[0],
+                    &next[1],
+                ],
             )
             .await?;
         num("expired", reply.get(1))

@@ -24,6 +24,8 @@ mod dispatch;
 mod nats;
 #[path = "../loadgen/procs.rs"]
 mod procs;
+#[path = "../loadgen/stream.rs"]
+mod stream;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -2,18 +2,18 @@
 //!
 //! For each pool size it fills a fresh namespace on the local Redis with that many online
 //! agents (a tenth free English speakers with the skill, the rest German speakers or on break),
-//! then routes `--tickets` English tickets one at a time through the real matcher (candidates +
-//! offer: two Redis calls) and prints the mean and p99 time of one match. Each ticket is
-//! cancelled after it is offered, which frees its agent again.
+//! then posts `--tickets` English tickets one at a time as the dispatcher does (creation, which
+//! returns the candidates, then the offer: two Redis calls) and prints the mean and p99 time of
+//! one match. Each ticket is cancelled after it is offered, which frees its agent again.
 //!
 //! `cargo run --release -p e2e --bin match-scaling -- [--tickets 500] [--sizes 100,1000,10000,100000]`
 
 use std::time::{Duration, Instant};
 
-use dispatcher::matcher::Matcher;
+use dispatcher::matcher::{Matcher, PAGE};
 use serde_json::json;
 use shared::domain::{AgentProfile, NewTicket, TicketId};
-use shared::store::{NewTicketFields, ProfileFields, Store};
+use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Store};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -64,21 +64,39 @@ async fn fill(store: &Store, n: usize) {
                     .arg(p.rate)
                     .arg(&p.currency)
                     .arg(&p.tz)
+                    .arg(format!("o-put-{i}"))
+                    .arg(20_000)
                     .clone(),
             )
             .ignore();
-            pipe.add_command(fcall("connect").arg(format!("c{i}")).arg("bench").clone())
-                .ignore();
+            pipe.add_command(
+                fcall("connect")
+                    .arg(format!("c{i}"))
+                    .arg("bench")
+                    .arg(format!("o-connect-{i}"))
+                    .arg(20_000)
+                    .clone(),
+            )
+            .ignore();
             pipe.add_command(
                 fcall("set_status")
                     .arg("available")
                     .arg(format!("s{i}"))
+                    .arg(format!("o-available-{i}"))
+                    .arg(20_000)
                     .clone(),
             )
             .ignore();
             if status == "break" {
-                pipe.add_command(fcall("set_status").arg("break").arg("").clone())
-                    .ignore();
+                pipe.add_command(
+                    fcall("set_status")
+                        .arg("break")
+                        .arg("")
+                        .arg(format!("o-break-{i}"))
+                        .arg(20_000)
+                        .clone(),
+                )
+                .ignore();
             }
         }
         let _: () = pipe.query_async(&mut conn).await.expect("setup pipeline");
@@ -115,7 +133,7 @@ async fn main() {
         let store = Store::open(REDIS, &ns).expect("redis url");
         store.load_library().await.expect("library loads");
         fill(&store, n).await;
-        let matcher = Matcher::new(store.clone(), Duration::from_secs(20));
+        let matcher = Matcher::new(store.clone());
         let body: NewTicket = serde_json::from_value(json!({
             "conversation_id": "c", "language": "en", "skills": {"refunds": 2}, "summary": "s"
         }))
@@ -124,12 +142,18 @@ async fn main() {
         let mut times = Vec::with_capacity(tickets);
         for _ in 0..tickets {
             let id = TicketId::generate();
-            store
-                .create_ticket(&id, None, &fields)
+            let started = Instant::now();
+            let created = store
+                .create_ticket(&id, None, &fields, PAGE)
                 .await
                 .expect("ticket created");
-            let started = Instant::now();
-            let agent = matcher.route_ticket(id.as_str()).await.expect("routed");
+            let CreatedTicket::Created { page, .. } = created else {
+                panic!("a fresh ticket id creates a ticket");
+            };
+            let agent = matcher
+                .route_created(id.as_str(), page)
+                .await
+                .expect("routed");
             times.push(started.elapsed());
             assert!(agent.is_some(), "a free agent exists at every size");
             store.cancel_ticket(&id).await.expect("cancelled");

@@ -2,7 +2,7 @@
 //! over WebSockets; tickets posted to the dispatcher; the end state checked with
 //! `GET /v1/tickets/{id}` and the namespace's event stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -446,58 +446,6 @@ pub async fn post_tickets(ctx: Arc<Ctx>, client: reqwest::Client) {
     }
 }
 
-/// Reads the event stream in pages: per ticket id, the agents of its `ticket_assigned` events.
-async fn assigned_events(
-    ctx: &Ctx,
-    wanted: &HashSet<String>,
-) -> anyhow::Result<(HashMap<String, Vec<String>>, usize)> {
-    let client = redis::Client::open(ctx.args.redis.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let key = shared::keys::Keys::new(&ctx.args.namespace).events();
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let mut start = "-".to_owned();
-    let mut read = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for _page in 0..10_000 {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await?;
-        let Some(last) = reply.ids.last().map(|e| e.id.clone()) else {
-            break;
-        };
-        read += reply.ids.len();
-        for e in reply.ids {
-            let get = |k: &str| {
-                e.map
-                    .get(k)
-                    .cloned()
-                    .and_then(|v| redis::from_redis_value::<String>(v).ok())
-            };
-            if get("type").as_deref() != Some("ticket_assigned") {
-                continue;
-            }
-            let (Some(ticket), agent) = (get("ticket"), get("agent")) else {
-                continue;
-            };
-            if wanted.contains(&ticket) {
-                out.entry(ticket)
-                    .or_default()
-                    .push(agent.unwrap_or_default());
-            }
-        }
-        start = format!("({last}");
-        if Instant::now() > deadline {
-            anyhow::bail!("the event stream took over 120 s to read ({read} events)");
-        }
-    }
-    Ok((out, read))
-}
-
 /// The correctness check: `GET /v1/tickets/{id}` for every ticket (or a random 2000, plus up
 /// to 2000 the generator did not see assigned) and the event stream's `ticket_assigned`s.
 pub async fn check(ctx: &Ctx, client: &reqwest::Client) -> Value {
@@ -643,7 +591,7 @@ pub async fn check(ctx: &Ctx, client: &reqwest::Client) -> Value {
     let wanted: HashSet<String> = tickets.iter().map(|t| t.1.clone()).collect();
     let mut stream_assigned = 0usize;
     let mut events_read = 0usize;
-    match assigned_events(ctx, &wanted).await {
+    match crate::stream::assigned_events(ctx, &wanted).await {
         Ok((events, read)) => {
             events_read = read;
             stream_assigned = events.len();

@@ -21,7 +21,7 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
     let n = 10;
     available_agents(&store, n, &mut rng).await;
     let ticket_ids = queued_tickets(&store, n, &mut rng).await;
-    let matcher = Matcher::new(store.clone(), Duration::from_secs(60));
+    let matcher = Matcher::new(store.clone().with_offer_timeout(Duration::from_secs(60)));
     for t in &ticket_ids {
         assert!(
             matcher.route_ticket(t).await.expect("route").is_some(),

@@ -1,5 +1,6 @@
 //! Matching raced from many tasks and two "dispatchers" (two stores, two matchers): no ticket is
-//! offered twice and no agent gets two offers.
+//! offered twice and no agent gets two offers, whether the offer comes from routing a ticket or
+//! from a transition serving a free agent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,26 +10,31 @@ use dispatcher::matcher::Matcher;
 use e2e::{drop_namespace, stream_events, REDIS_URL};
 use shared::store::Store;
 
-use crate::support::{available_agents, field, fresh_store, queued_tickets, seed, Event, Rng};
+use crate::support::{
+    agent_id, available_agents, field, fresh_store, profile_fields, queued_tickets, seed, Event,
+    Rng,
+};
 
 /// Routes every ticket from `tasks` tasks at once (each in its own order, through one of two
-/// matchers on two separate stores), with `serve_agent` calls for every agent mixed in; then
-/// checks that no ticket got two offers and no agent two.
+/// matchers on two separate stores), with a profile rewrite of every agent mixed in (which offers
+/// a free agent the best waiting ticket); then checks that no ticket got two offers and no agent
+/// two.
 async fn race_matching(agents: usize, tickets: usize, tasks: usize) {
     let mut rng = Rng::new(seed());
     let (store, namespace) = fresh_store().await;
     let agent_ids = available_agents(&store, agents, &mut rng).await;
+    let profile = profile_fields(&["sv"], serde_json::json!({"refunds": 3}), 1);
     let ticket_ids = queued_tickets(&store, tickets, &mut rng).await;
     let other = Store::open(REDIS_URL, &namespace).expect("second store");
     let matchers = [
-        Matcher::new(store.clone(), Duration::from_secs(60)),
-        Matcher::new(other, Duration::from_secs(60)),
+        Matcher::new(store.clone().with_offer_timeout(Duration::from_secs(60))),
+        Matcher::new(other.with_offer_timeout(Duration::from_secs(60))),
     ];
     let go = Arc::new(tokio::sync::Barrier::new(tasks));
     let mut joins = Vec::new();
     for task in 0..tasks {
         let matcher = matchers[task % 2].clone();
-        let go = go.clone();
+        let (go, profile) = (go.clone(), profile.clone());
         let mut order: Vec<(bool, String)> = ticket_ids
             .iter()
             .map(|t| (true, t.clone()))
@@ -45,7 +51,11 @@ async fn race_matching(agents: usize, tickets: usize, tasks: usize) {
                 let result = if is_ticket {
                     matcher.route_ticket(&id).await.map(drop)
                 } else {
-                    matcher.serve_agent(&id).await.map(drop)
+                    matcher
+                        .store()
+                        .put_agent(&agent_id(&id), &profile)
+                        .await
+                        .map(drop)
                 };
                 if let Err(e) = result {
                     return Err(format!("{id}: {e}"));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use e2e::{fresh_namespace, profile, REDIS_URL};
 use serde_json::{json, Value};
 use shared::domain::{AgentId, AgentProfile, NewTicket, RequestedStatus, TicketId};
-use shared::store::{NewTicketFields, ProfileFields, Store};
+use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Store};
 
 pub(crate) type Event = HashMap<String, String>;
 
@@ -202,12 +202,15 @@ pub(crate) async fn queued_tickets(store: &Store, n: usize, rng: &mut Rng) -> Ve
     for _ in 0..n {
         let tid = TicketId::generate();
         let fields = ticket_fields("sv", u8::try_from(rng.below(10)).unwrap_or(5));
-        let (id, created) = store
-            .create_ticket(&tid, None, &fields)
+        let created = store
+            .create_ticket(&tid, None, &fields, 256)
             .await
             .expect("create_ticket");
-        assert!(created);
-        ids.push(id);
+        assert!(
+            matches!(&created, CreatedTicket::Created { id, .. } if id == tid.as_str()),
+            "{created:?}"
+        );
+        ids.push(tid.to_string());
     }
     ids
 }

@@ -3,7 +3,8 @@
 //! cancelled.
 //!
 //! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
-//! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent) and
+//! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent),
+//! `routing` (who routes a ticket, and after a dispatcher died) and
 //! `no_ticket_lost`; the helpers they share are in `support`.
 
 mod drops;
@@ -12,4 +13,5 @@ mod lifecycle;
 mod no_ticket_lost;
 mod offers;
 mod order;
+mod routing;
 mod support;

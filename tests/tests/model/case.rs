@@ -72,8 +72,8 @@ impl Case {
                 .map_err(|e| fail(format!("put_agent {}: {e}", IDS[a])))?;
         }
         let mut case = Self {
-            long: Matcher::new(store.clone(), LONG_OFFER),
-            short: Matcher::new(store.clone(), SHORT_OFFER),
+            long: Matcher::new(store.clone().with_offer_timeout(LONG_OFFER)),
+            short: Matcher::new(store.clone().with_offer_timeout(SHORT_OFFER)),
             store,
             namespace,
             m: Model::new(profiles),
@@ -140,48 +140,61 @@ impl Case {
         }
     }
 
-    /// When each ticket was last queued (the store's sequence), 0 if never.
-    pub(crate) async fn queued_seq(&self) -> Result<Vec<i64>, TestCaseError> {
-        if self.m.tickets.is_empty() {
-            return Ok(Vec::new());
+    /// The store the transitions that free an agent go through: its offer timeout is the one
+    /// the model makes their offers with.
+    pub(crate) fn serving_store(&self) -> &Store {
+        if self.m.short_offers {
+            self.short.store()
+        } else {
+            self.long.store()
         }
-        let mut pipe = redis::pipe();
-        for t in &self.m.tickets {
-            pipe.hget(self.store.keys().ticket(&t.id), "queued_seq");
-        }
-        let mut conn = self.store.conn();
-        let raw: Vec<Option<String>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| fail(format!("HGET queued_seq: {e}")))?;
-        Ok(raw
-            .into_iter()
-            .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
-            .collect())
     }
 
-    /// The ticket's current offer id, as the store records it.
-    pub(crate) async fn offer_of(&self, t: usize) -> Result<String, TestCaseError> {
-        let mut conn = self.store.conn();
-        let offer: Option<String> = redis::cmd("HGET")
-            .arg(self.store.keys().ticket(&self.m.tickets[t].id))
-            .arg("offer")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| fail(format!("HGET offer: {e}")))?;
-        Ok(offer.unwrap_or_default())
+    /// How a step's note says what a freed agent was offered.
+    pub(crate) fn served_note(&self, a: usize, served: Option<usize>) -> String {
+        match served {
+            Some(t) => format!(", {} offered ticket #{t}", IDS[a]),
+            None => String::new(),
+        }
     }
 
-    /// Records in the model the offer of ticket `t` to agent `a` that the store just made (with a
-    /// 1 ms timeout if `short`, then waiting past it).
-    pub(crate) async fn record_offer(
-        &mut self,
-        t: usize,
-        a: usize,
-        short: bool,
-    ) -> Result<(), TestCaseError> {
-        let offer = self.offer_of(t).await?;
-        self.m.make_offer(t, a, offer, short);
+    /// Checks the offers the model made in this step (their ids still empty) against the store:
+    /// the store must have made each of them, to the same agent; records their ids. Waits past
+    /// the deadline of those made with the 1 ms timeout.
+    pub(crate) async fn confirm_offers(&mut self) -> Result<(), TestCaseError> {
+        let new: Vec<usize> = (0..self.m.offers.len())
+            .filter(|&o| self.m.offers[o].id.is_empty())
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.store.conn();
+        let mut short = false;
+        for o in new {
+            let (t, a) = (self.m.offers[o].ticket, self.m.offers[o].agent);
+            let (status, offer, offer_agent): (Option<String>, Option<String>, Option<String>) =
+                redis::cmd("HMGET")
+                    .arg(self.store.keys().ticket(&self.m.tickets[t].id))
+                    .arg(&["status", "offer", "offer_agent"])
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| fail(format!("HMGET ticket: {e}")))?;
+            let offer = offer.unwrap_or_default();
+            if status.as_deref() != Some("offered") || offer_agent.as_deref() != Some(IDS[a]) {
+                let theirs: Option<String> = redis::cmd("HGET")
+                    .arg(self.store.keys().agent(IDS[a]))
+                    .arg("offer")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| fail(format!("HGET agent offer: {e}")))?;
+                return Err(fail(format!(
+                    "the model offers ticket #{t} to {}; the store has the ticket {status:?} with offer {offer:?} to {offer_agent:?}, and {}'s pending offer is {theirs:?}",
+                    IDS[a], IDS[a]
+                )));
+            }
+            short |= self.m.offers[o].lapsed;
+            self.m.offers[o].id = offer;
+        }
         if short {
             tokio::time::sleep(PAST_DEADLINE).await;
         }

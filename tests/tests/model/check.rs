@@ -32,11 +32,13 @@ impl Case {
         let raw: Vec<String> = raw.into_iter().map(Option::unwrap_or_default).collect();
         let (agent_offer, rest) = raw.split_at(IDS.len());
         let (ticket_raw, offer_raw) = rest.split_at(2 * self.m.tickets.len());
+        // Where each ticket waits: its language's queue (parked) and the routing set.
         let mut pipe = redis::pipe();
         for t in &self.m.tickets {
-            pipe.zscore(keys.queue(t.spec.lang.code()), &t.id);
+            pipe.zscore(keys.queue(t.spec.lang.code()), &t.id)
+                .zscore(keys.routing(), &t.id);
         }
-        let queued_in: Vec<Option<f64>> = if self.m.tickets.is_empty() {
+        let waits: Vec<(Option<f64>, Option<f64>)> = if self.m.tickets.is_empty() {
             Vec::new()
         } else {
             pipe.query_async(&mut conn).await.map_err(redis_err)?
@@ -133,6 +135,14 @@ impl Case {
                     v.offers_made, mt.offers_made
                 ));
             }
+            let parked = waits[t].0.is_some();
+            if parked != mt.parked {
+                diffs.push(format!(
+                    "ticket #{t}: {} its queue, model: {}",
+                    if parked { "in" } else { "not in" },
+                    if mt.parked { "parked" } else { "not parked" }
+                ));
+            }
             let offer = mt
                 .offer
                 .map(|o| self.m.offers[o].id.clone())
@@ -201,16 +211,27 @@ impl Case {
                     v.status
                 ));
             }
-            if (v.status == TicketStatus::Queued) != queued_in[t].is_some() {
+            // A queued ticket waits in exactly one place (so none is lost): routing, or parked
+            // in its queue; any other ticket in neither.
+            let (in_queue, routing) = (waits[t].0.is_some(), waits[t].1.is_some());
+            let places = usize::from(in_queue) + usize::from(routing);
+            if places != usize::from(v.status == TicketStatus::Queued) {
                 broken.push(format!(
-                    "ticket #{t} is {:?} and {} its language's queue",
-                    v.status,
-                    if queued_in[t].is_some() {
-                        "in"
-                    } else {
-                        "not in"
-                    }
+                    "ticket #{t} is {:?}, in its queue: {in_queue}, routing: {routing}",
+                    v.status
                 ));
+            }
+            // No lost wake-up: a parked ticket waits only while no free agent could take it.
+            if in_queue {
+                let takers: Vec<&str> = (0..IDS.len())
+                    .filter(|&a| self.m.eligible(a, t))
+                    .map(|a| IDS[a])
+                    .collect();
+                if !takers.is_empty() {
+                    broken.push(format!(
+                        "ticket #{t} waits in its queue while {takers:?} are free and eligible"
+                    ));
+                }
             }
             if v.status == TicketStatus::Assigned {
                 let holders: Vec<&str> = views

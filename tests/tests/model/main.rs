@@ -11,14 +11,17 @@
 //! - a ticket is offered to at most one agent, and an offered ticket has exactly one pending offer;
 //! - an agent has at most one pending offer;
 //! - an agent holds no more tickets than `max_concurrent` (unless an operator lowered it since);
-//! - every ticket is queued, offered, assigned, completed or cancelled, and a queued one is in its
-//!   language's queue (so no ticket is lost);
+//! - every ticket is queued, offered, assigned, completed or cancelled, and a queued one waits in
+//!   exactly one place, routing or parked in its language's queue (so no ticket is lost);
+//! - a parked ticket waits only while no free agent is eligible for it (no lost wake-up);
 //! - an assigned ticket is in exactly its agent's active set, and an agent holds only tickets
 //!   assigned to it.
 //!
 //! The model predicts exactly which agent the matcher picks for a ticket (preferred, fewest
-//! active, longest idle, higher summed level, id) and which ticket a freed agent is offered
-//! (highest priority, oldest); it does not read those choices back.
+//! active, longest idle, higher summed level, id), which tickets are parked for want of an
+//! eligible agent, and which waiting ticket a transition that frees an agent offers it in the
+//! same step (highest priority, oldest); it does not read those choices back (only the ids of the
+//! offers the store made).
 //!
 //! Time is made deterministic: offers meant to lapse are made with a 1 ms timeout and the test
 //! then sleeps past it; operations that stamp an agent's idle time are followed by a short sleep,

@@ -76,8 +76,9 @@ pub(crate) struct MTicket {
     /// Agents who declined it or let an offer of it expire.
     pub(crate) declined: BTreeSet<usize>,
     pub(crate) offers_made: u32,
-    /// Logical time it was last queued.
-    pub(crate) queued: u64,
+    /// Queued and parked in its language's queue (no eligible agent was free when it was
+    /// routed): a freed agent takes it. A queued ticket not parked is routing.
+    pub(crate) parked: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,6 +88,8 @@ pub(crate) struct Model {
     pub(crate) offers: Vec<MOffer>,
     pub(crate) clock: u64,
     pub(crate) seq: u64,
+    /// The transitions that free an agent make their offer with the 1 ms timeout.
+    pub(crate) short_offers: bool,
 }
 
 /// What an operation should answer: success, or one of these error codes.
@@ -186,28 +189,55 @@ impl Model {
         })
     }
 
-    /// API.md §5: the waiting ticket it is eligible for with the highest priority, oldest first
-    /// (among those `waiting` says were waiting when the agent became free).
-    pub(crate) fn best_ticket(&self, a: usize, waiting: impl Fn(usize) -> bool) -> Option<usize> {
+    /// API.md §5: the waiting (parked) ticket it is eligible for with the highest priority,
+    /// oldest first.
+    pub(crate) fn best_ticket(&self, a: usize) -> Option<usize> {
         if !self.is_free(a) {
             return None;
         }
         (0..self.tickets.len())
             .filter(|&t| {
-                self.tickets[t].status == TicketStatus::Queued && self.eligible(a, t) && waiting(t)
+                let ticket = &self.tickets[t];
+                ticket.status == TicketStatus::Queued && ticket.parked && self.eligible(a, t)
             })
             .min_by_key(|&t| (9 - self.tickets[t].spec.priority, self.tickets[t].seq))
     }
 
+    /// A transition freed agent `a`: it is offered the best waiting ticket, in the same step.
+    /// Returns the ticket. The offer's id is the store's, filled in by the caller.
+    pub(crate) fn serve(&mut self, a: usize) -> Option<usize> {
+        let t = self.best_ticket(a)?;
+        self.make_offer(t, a, String::new(), self.short_offers);
+        Some(t)
+    }
+
+    /// The matcher routes ticket `t` (offers made with the 1 ms timeout if `short`): to the
+    /// best eligible agent, else the ticket is parked. Returns the agent.
+    pub(crate) fn route(&mut self, t: usize, short: bool) -> Option<usize> {
+        match self.best_agent(t) {
+            Some(a) => {
+                self.make_offer(t, a, String::new(), short);
+                Some(a)
+            }
+            None => {
+                if self.tickets[t].status == TicketStatus::Queued {
+                    self.tickets[t].parked = true;
+                }
+                None
+            }
+        }
+    }
+
+    /// The ticket needs an agent again: it is routing (not parked).
     pub(crate) fn requeue(&mut self, t: usize) {
-        let now = self.tick();
         let ticket = &mut self.tickets[t];
         ticket.status = TicketStatus::Queued;
         ticket.agent = None;
         ticket.offer = None;
-        ticket.queued = now;
+        ticket.parked = false;
     }
 
+    /// An offer of ticket `t` to agent `a`; `id` is empty until the store's is known.
     pub(crate) fn make_offer(&mut self, t: usize, a: usize, id: String, short: bool) {
         let o = self.offers.len();
         self.offers.push(MOffer {
@@ -221,6 +251,7 @@ impl Model {
         ticket.status = TicketStatus::Offered;
         ticket.offer = Some(o);
         ticket.offers_made += 1;
+        ticket.parked = false;
         self.agents[a].offer = Some(o);
     }
 
@@ -343,25 +374,27 @@ impl Model {
         Ok(())
     }
 
+    /// Cancels ticket `t`; the agent it frees (its offer's or its holder) is served.
     pub(crate) fn cancel(&mut self, t: usize) -> Expect {
-        match self.tickets[t].status {
+        let freed = match self.tickets[t].status {
             TicketStatus::Completed => return Err(vec![ErrorCode::TicketCompleted]),
             TicketStatus::Cancelled => return Ok(()),
-            TicketStatus::Queued => {}
-            TicketStatus::Offered => {
-                if let Some(o) = self.tickets[t].offer {
-                    self.end_offer(o, OfferState::Cancelled);
-                }
-            }
-            TicketStatus::Assigned => {
-                if let Some(a) = self.tickets[t].agent {
-                    self.agents[a].active.remove(&t);
-                }
-            }
-        }
+            TicketStatus::Queued => None,
+            TicketStatus::Offered => self.tickets[t].offer.map(|o| {
+                self.end_offer(o, OfferState::Cancelled);
+                self.offers[o].agent
+            }),
+            TicketStatus::Assigned => self.tickets[t].agent.inspect(|&a| {
+                self.agents[a].active.remove(&t);
+            }),
+        };
         let ticket = &mut self.tickets[t];
         ticket.status = TicketStatus::Cancelled;
         ticket.offer = None;
+        ticket.parked = false;
+        if let Some(a) = freed {
+            self.serve(a);
+        }
         Ok(())
     }
 
@@ -375,7 +408,8 @@ impl Model {
         Ok(())
     }
 
-    /// Lapsed pending offers expire; returns how many.
+    /// Lapsed pending offers expire, in the order they were made, each freed agent served at
+    /// once; returns how many.
     pub(crate) fn expire_offers(&mut self) -> usize {
         let due: Vec<usize> = (0..self.offers.len())
             .filter(|&o| self.offers[o].state == OfferState::Pending && self.offers[o].lapsed)
@@ -388,6 +422,7 @@ impl Model {
             if ag.missed >= MISSED_BEFORE_AWAY && ag.status == AgentStatus::Available {
                 ag.status = AgentStatus::Away;
             }
+            self.serve(a);
         }
         due.len()
     }

@@ -3,9 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use dispatcher::matcher::PAGE;
+use dispatcher::policy;
 use proptest::test_runner::TestCaseError;
 use shared::domain::{AgentStatus, OfferId, Outcome, TicketId, TicketStatus};
 use shared::error::ErrorCode;
+use shared::store::CreatedTicket;
 
 use crate::case::{aid, check_answer, done, fail, Case};
 use crate::reference::{MTicket, OfferState};
@@ -19,7 +22,7 @@ impl Case {
     pub(crate) async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
             Op::PutAgent(a, p) => {
-                let got = self.store.put_agent(&aid(*a), &p.fields()).await;
+                let got = self.serving_store().put_agent(&aid(*a), &p.fields()).await;
                 check_answer("put_agent", &got, &Ok(()))?;
                 let ag = &mut self.m.agents[*a];
                 if got.as_ref().ok() != Some(&!ag.exists) {
@@ -32,7 +35,8 @@ impl Case {
                 ag.profile = p.clone();
                 ag.excused |=
                     ag.active.len() + usize::from(ag.offer.is_some()) > usize::from(p.max);
-                self.note(format!("{op:?} -> ok"));
+                let served = self.m.serve(*a);
+                self.note(format!("{op:?} -> ok{}", self.served_note(*a, served)));
             }
             Op::RemoveAgent(a) => {
                 let expect = self.m.remove(*a);
@@ -64,7 +68,7 @@ impl Case {
                 self.conns += 1;
                 let conn = format!("c{}", self.conns);
                 let got = self
-                    .store
+                    .serving_store()
                     .connect(&aid(*a), &conn, &format!("gw-{gateway}"))
                     .await;
                 if !self.m.agents[*a].exists {
@@ -85,6 +89,8 @@ impl Case {
                 ag.conn = Some(conn.clone());
                 ag.gateway = *gateway;
                 ag.grace = None;
+                let served = self.m.serve(*a);
+                self.confirm_offers().await?;
                 // The reply is what `welcome` shows: status, held tickets, pending offer.
                 let reply = got.map_err(|e| fail(format!("connect: {e}")))?;
                 let ag = &self.m.agents[*a];
@@ -98,7 +104,10 @@ impl Case {
                         IDS[*a], ag.status
                     )));
                 }
-                self.note(format!("{op:?} -> ok ({conn})"));
+                self.note(format!(
+                    "{op:?} -> ok ({conn}){}",
+                    self.served_note(*a, served)
+                ));
             }
             Op::Disconnect {
                 agent,
@@ -137,9 +146,12 @@ impl Case {
                     self.note(format!("{op:?} -> skipped: not connected"));
                     return Ok(());
                 }
-                let from_offline = self.m.agents[*a].status == AgentStatus::Offline;
+                let before = self.m.agents[*a].status;
                 let expect = self.m.set_status(*a, *want);
-                let got = self.store.set_status(&aid(*a), want.requested()).await;
+                let got = self
+                    .serving_store()
+                    .set_status(&aid(*a), want.requested())
+                    .await;
                 check_answer("set_status", &got, &expect)?;
                 if let Ok((status, _)) = &got {
                     if *status != self.m.agents[*a].status {
@@ -149,10 +161,17 @@ impl Case {
                         )));
                     }
                 }
-                if expect.is_ok() && from_offline && *want == Want::Available {
+                if expect.is_ok() && before == AgentStatus::Offline && *want == Want::Available {
                     tokio::time::sleep(NEXT_MILLISECOND).await;
                 }
-                self.note(format!("{op:?} -> {}", done(&expect)));
+                // Only a change of status frees the agent.
+                let changed = expect.is_ok() && before != self.m.agents[*a].status;
+                let served = if changed { self.m.serve(*a) } else { None };
+                self.note(format!(
+                    "{op:?} -> {}{}",
+                    done(&expect),
+                    self.served_note(*a, served)
+                ));
             }
             Op::CreateTicket(spec) => {
                 if self.m.tickets.len() >= MAX_TICKETS {
@@ -160,13 +179,15 @@ impl Case {
                     return Ok(());
                 }
                 let tid = TicketId::generate();
-                let got = self.store.create_ticket(&tid, None, &spec.fields()).await;
-                match &got {
-                    Ok((id, true)) if id == tid.as_str() => {}
+                let got = self
+                    .store
+                    .create_ticket(&tid, None, &spec.fields(), PAGE)
+                    .await;
+                let page = match got {
+                    Ok(CreatedTicket::Created { id, page, .. }) if id == tid.as_str() => page,
                     other => return Err(fail(format!("create_ticket answered {other:?}"))),
-                }
+                };
                 self.m.seq += 1;
-                let queued = self.m.tick();
                 self.m.tickets.push(MTicket {
                     id: tid.to_string(),
                     spec: spec.clone(),
@@ -176,11 +197,26 @@ impl Case {
                     offer: None,
                     declined: BTreeSet::new(),
                     offers_made: 0,
-                    queued,
+                    parked: false,
                 });
+                // The creation reads the first page of candidates: the best agent is among
+                // them, and with no eligible agent the ticket is parked at once.
+                let t = self.m.tickets.len() - 1;
+                let expect = self.m.best_agent(t);
+                let chosen = policy::choose(&page.candidates)
+                    .and_then(|c| IDS.iter().position(|id| *id == c.agent_id));
+                if chosen != expect || (page.candidates.is_empty() && page.next_offset.is_some()) {
+                    return Err(fail(format!(
+                        "create_ticket's candidates {page:?} choose {chosen:?}; the model expects {:?}",
+                        expect.map(|a| IDS[a])
+                    )));
+                }
+                if expect.is_none() {
+                    self.m.tickets[t].parked = true;
+                }
                 self.note(format!(
-                    "{op:?} -> ok (ticket #{})",
-                    self.m.tickets.len() - 1
+                    "{op:?} -> ok (ticket #{t}{})",
+                    if expect.is_none() { ", parked" } else { "" }
                 ));
             }
             Op::RouteTicket { ticket, short } => {
@@ -222,69 +258,19 @@ impl Case {
                         self.m.tickets[t].status
                     )));
                 }
-                if let Some(a) = got_agent {
-                    self.record_offer(t, a, *short).await?;
-                }
+                self.m.route(t, *short);
                 self.note(format!(
-                    "{op:?} -> ticket #{t} offered to {:?}",
-                    got_agent.map(|a| IDS[a])
+                    "{op:?} -> ticket #{t} {}",
+                    match got_agent {
+                        Some(a) => format!("offered to {}", IDS[a]),
+                        None if self.m.tickets[t].parked => "parked".to_owned(),
+                        None => format!("not routed ({:?})", self.m.tickets[t].status),
+                    }
                 ));
             }
-            Op::OfferAgent {
-                agent,
-                short,
-                since,
-            } => {
-                // The first free agent from `agent` on, else `agent` itself.
-                let a = (0..IDS.len())
-                    .map(|k| (agent + k) % IDS.len())
-                    .find(|&a| self.m.is_free(a))
-                    .unwrap_or(*agent);
-                let matcher = if *short { &self.short } else { &self.long };
-                let since = match since.and_then(|n| self.pick_ticket(n)) {
-                    Some(k) => Some(self.queued_seq().await?[k]),
-                    None => None,
-                };
-                let (expect, got) = match since {
-                    None => (
-                        self.m.best_ticket(a, |_| true),
-                        matcher.serve_agent(IDS[a]).await,
-                    ),
-                    Some(at) => {
-                        // Waiting then: queued no later than ticket k, by the store's sequence.
-                        let stamps = self.queued_seq().await?;
-                        let waiting = |t: usize| stamps[t] <= at;
-                        (
-                            self.m.best_ticket(a, waiting),
-                            matcher.serve_agent_since(IDS[a], at).await,
-                        )
-                    }
-                };
-                let got = got.map_err(|e| fail(format!("serve_agent: {e}")))?;
-                let got_ticket = got
-                    .as_deref()
-                    .and_then(|g| self.m.tickets.iter().position(|t| t.id == g));
-                if got_ticket != expect || got.is_some() != got_ticket.is_some() {
-                    let eligible: Vec<(usize, u8, u64)> = (0..self.m.tickets.len())
-                        .filter(|&t| {
-                            self.m.tickets[t].status == TicketStatus::Queued
-                                && self.m.eligible(a, t)
-                        })
-                        .map(|t| (t, self.m.tickets[t].spec.priority, self.m.tickets[t].seq))
-                        .collect();
-                    return Err(fail(format!(
-                        "serve_agent {} offered ticket {got_ticket:?} ({got:?}); the model expects {expect:?} (free {}, eligible (ticket, priority, seq): {eligible:?})",
-                        IDS[a],
-                        self.m.is_free(a)
-                    )));
-                }
-                if let Some(t) = got_ticket {
-                    self.record_offer(t, a, *short).await?;
-                }
-                self.note(format!(
-                    "{op:?} -> {} offered ticket {got_ticket:?}",
-                    IDS[a]
-                ));
+            Op::OfferTimeout { short } => {
+                self.m.short_offers = *short;
+                self.note(format!("{op:?}"));
             }
             Op::Accept { agent, offer } | Op::Decline { agent, offer } => {
                 let accepting = matches!(op, Op::Accept { .. });
@@ -298,8 +284,9 @@ impl Case {
                 }
                 let expect = self.m.answerable(a, o);
                 let oid = OfferId::try_from(self.m.offers[o].id.as_str()).expect("offer id");
+                let mut served = None;
                 if accepting {
-                    let got = self.store.accept(&aid(a), &oid).await;
+                    let got = self.serving_store().accept(&aid(a), &oid).await;
                     check_answer("accept", &got, &expect)?;
                     if let Ok(frame) = &got {
                         let want = &self.m.tickets[self.m.offers[o].ticket].id;
@@ -310,22 +297,25 @@ impl Case {
                             )));
                         }
                         self.m.accept(a, o);
+                        served = self.m.serve(a);
                         tokio::time::sleep(NEXT_MILLISECOND).await;
                     }
                 } else {
-                    let got = self.store.decline(&aid(a), &oid, None).await;
+                    let got = self.serving_store().decline(&aid(a), &oid, None).await;
                     check_answer("decline", &got, &expect)?;
                     if got.is_ok() {
                         self.m.agents[a].missed = 0;
                         self.m.end_offer(o, OfferState::Declined);
+                        served = self.m.serve(a);
                     }
                 }
                 self.note(format!(
-                    "{op:?} -> by {} offer #{o} (of ticket #{} to {}): {}",
+                    "{op:?} -> by {} offer #{o} (of ticket #{} to {}): {}{}",
                     IDS[a],
                     self.m.offers[o].ticket,
                     IDS[self.m.offers[o].agent],
-                    done(&expect)
+                    done(&expect),
+                    self.served_note(a, served)
                 ));
             }
             Op::Complete {
@@ -348,14 +338,20 @@ impl Case {
                 }
                 let expect = self.m.complete(a, t);
                 let got = self
-                    .store
+                    .serving_store()
                     .complete(&aid(a), &self.ticket_id(t), Outcome::Resolved, None)
                     .await;
                 check_answer("complete", &got, &expect)?;
+                let served = if expect.is_ok() {
+                    self.m.serve(a)
+                } else {
+                    None
+                };
                 self.note(format!(
-                    "{op:?} -> ticket #{t} by {}: {}",
+                    "{op:?} -> ticket #{t} by {}: {}{}",
                     IDS[a],
-                    done(&expect)
+                    done(&expect),
+                    self.served_note(a, served)
                 ));
             }
             Op::Cancel(ticket) => {
@@ -364,14 +360,14 @@ impl Case {
                     return Ok(());
                 };
                 let expect = self.m.cancel(t);
-                let got = self.store.cancel_ticket(&self.ticket_id(t)).await;
+                let got = self.serving_store().cancel_ticket(&self.ticket_id(t)).await;
                 check_answer("cancel_ticket", &got, &expect)?;
                 self.note(format!("{op:?} -> ticket #{t}: {}", done(&expect)));
             }
             Op::ExpireNow => {
                 let offers = self.m.expire_offers();
                 let got = self
-                    .store
+                    .serving_store()
                     .expire_offers(100, MISSED_BEFORE_AWAY)
                     .await
                     .map_err(|e| fail(format!("expire_offers: {e}")))?;
@@ -396,6 +392,6 @@ impl Case {
                 ));
             }
         }
-        Ok(())
+        self.confirm_offers().await
     }
 }

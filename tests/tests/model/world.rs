@@ -141,14 +141,9 @@ pub(crate) enum Op {
     CreateTicket(TicketSpec),
     /// The matcher routes a ticket (offer timeout 60 s, or 1 ms if `short`).
     RouteTicket { ticket: usize, short: bool },
-    /// The matcher serves a free agent (offer timeout 60 s, or 1 ms if `short`): with the
-    /// tickets waiting now, or (`since`) only those that were waiting when ticket `since` was
-    /// (last) queued.
-    OfferAgent {
-        agent: usize,
-        short: bool,
-        since: Option<usize>,
-    },
+    /// From now on, the transitions that free an agent (and offer it the next waiting ticket)
+    /// make that offer with the 1 ms timeout (`short`) or the 60 s one.
+    OfferTimeout { short: bool },
     /// `accept` of the agent's own pending offer (`None`), or of any offer made so far.
     Accept { agent: usize, offer: Option<usize> },
     /// `decline`, likewise.
@@ -230,8 +225,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         5 => ticket_spec().prop_map(Op::CreateTicket),
         6 => (0usize..MAX_TICKETS, prop::bool::weighted(0.25))
             .prop_map(|(ticket, short)| Op::RouteTicket { ticket, short }),
-        3 => (agent(), prop::bool::weighted(0.25), prop::option::weighted(0.3, 0usize..MAX_TICKETS))
-            .prop_map(|(agent, short, since)| Op::OfferAgent { agent, short, since }),
+        1 => prop::bool::weighted(0.3).prop_map(|short| Op::OfferTimeout { short }),
         5 => (agent(), prop::option::weighted(0.2, 0usize..8))
             .prop_map(|(agent, offer)| Op::Accept { agent, offer }),
         2 => (agent(), prop::option::weighted(0.2, 0usize..8))
