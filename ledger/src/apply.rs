@@ -1,8 +1,10 @@
-//! Applying one event of the stream to the ledger, inside the caller's transaction.
+//! The events of the stream as the ledger reads them, and the ones that begin or end a shift.
 //!
 //! The ledger keeps, per open shift, the agent's status and how many tickets it holds, so each
 //! event says which kind of segment the agent is in from then on:
-//! engaged while holding a ticket, else available when `available`, else break.
+//! engaged while holding a ticket, else available when `available`, else break. Those frequent
+//! events are applied a batch at a time ([`crate::batch`]); a shift's start and end, here, one
+//! at a time.
 //!
 //! Each shift also remembers the last stream event applied to it, so a replayed event (after an
 //! offset reset or a restore) is recognised and changes nothing.
@@ -22,17 +24,19 @@ pub struct Event {
 }
 
 impl Event {
-    fn get(&self, k: &str) -> &str {
+    /// A field, or `""`.
+    pub(crate) fn get(&self, k: &str) -> &str {
         self.fields.get(k).map(String::as_str).unwrap_or_default()
     }
 
     /// A millisecond field as a whole-second time (the ledger's resolution), else the event's.
-    fn time(&self, k: &str) -> DateTime<Utc> {
+    pub(crate) fn time(&self, k: &str) -> DateTime<Utc> {
         let ms = self.get(k).parse::<i64>().unwrap_or(self.ms);
         second(ms)
     }
 
-    fn id(&self) -> (i64, i64) {
+    /// The stream id.
+    pub(crate) fn id(&self) -> (i64, i64) {
         (self.ms, self.seq)
     }
 }
@@ -45,7 +49,7 @@ pub fn second(ms: i64) -> DateTime<Utc> {
 }
 
 /// The segment kind for a status and a count of held tickets.
-fn kind_of(status: &str, active: i32) -> &'static str {
+pub(crate) fn kind_of(status: &str, active: i32) -> &'static str {
     if active > 0 {
         "engaged"
     } else if status == "available" {
@@ -55,33 +59,20 @@ fn kind_of(status: &str, active: i32) -> &'static str {
     }
 }
 
-struct Open {
-    shift_id: String,
-    status: String,
-    active: i32,
-    /// The last stream event applied to the shift.
-    last: (i64, i64),
-}
-
+/// The agent's open shift (locked for this transaction), if any.
 async fn open_shift(
     db: &mut PgConnection,
     ns: &str,
     agent: &str,
-) -> Result<Option<Open>, sqlx::Error> {
-    let row: Option<(String, String, i32, i64, i64)> = sqlx::query_as(
-        "SELECT shift_id, status, active_tickets, last_event_ms, last_event_seq FROM shifts
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT shift_id FROM shifts
          WHERE namespace = $1 AND agent_id = $2 AND ended_at IS NULL FOR UPDATE",
     )
     .bind(ns)
     .bind(agent)
     .fetch_optional(&mut *db)
-    .await?;
-    Ok(row.map(|(shift_id, status, active, ms, seq)| Open {
-        shift_id,
-        status,
-        active,
-        last: (ms, seq),
-    }))
+    .await
 }
 
 /// The last event applied to `shift`, if the shift exists.
@@ -117,108 +108,6 @@ async fn mark_applied(
     .execute(&mut *db)
     .await?;
     Ok(())
-}
-
-/// Moves the shift into segment `kind` at `at` (no-op if already in it).
-async fn set_kind(
-    db: &mut PgConnection,
-    ns: &str,
-    shift: &str,
-    kind: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let current: Option<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT kind, started_at FROM shift_segments
-         WHERE namespace = $1 AND shift_id = $2 AND ended_at IS NULL",
-    )
-    .bind(ns)
-    .bind(shift)
-    .fetch_optional(&mut *db)
-    .await?;
-    match current {
-        Some((k, _)) if k == kind => return Ok(()),
-        Some((_, start)) if start >= at => {
-            // A segment that has not lasted a second yet just changes kind.
-            sqlx::query(
-                "UPDATE shift_segments SET kind = $4
-                 WHERE namespace = $1 AND shift_id = $2 AND started_at = $3",
-            )
-            .bind(ns)
-            .bind(shift)
-            .bind(start)
-            .bind(kind)
-            .execute(&mut *db)
-            .await?;
-            return Ok(());
-        }
-        Some((_, start)) => {
-            sqlx::query(
-                "UPDATE shift_segments SET ended_at = $4
-                 WHERE namespace = $1 AND shift_id = $2 AND started_at = $3",
-            )
-            .bind(ns)
-            .bind(shift)
-            .bind(start)
-            .bind(at)
-            .execute(&mut *db)
-            .await?;
-        }
-        None => {}
-    }
-    sqlx::query(
-        "INSERT INTO shift_segments (namespace, shift_id, started_at, kind) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (namespace, shift_id, started_at)
-         DO UPDATE SET kind = EXCLUDED.kind, ended_at = NULL",
-    )
-    .bind(ns)
-    .bind(shift)
-    .bind(at)
-    .bind(kind)
-    .execute(&mut *db)
-    .await?;
-    Ok(())
-}
-
-/// Records the agent's new status or ticket count on its open shift, and the segment it implies.
-/// An event the shift has already seen (a replay) changes nothing and gives `None`.
-async fn update_open(
-    db: &mut PgConnection,
-    ns: &str,
-    e: &Event,
-    change: impl FnOnce(&mut Open),
-) -> Result<Option<String>, sqlx::Error> {
-    let Some(mut open) = open_shift(db, ns, e.get("agent")).await? else {
-        return Ok(None);
-    };
-    if e.id() <= open.last {
-        return Ok(None);
-    }
-    let at = e.time("ts");
-    change(&mut open);
-    open.active = open.active.max(0);
-    sqlx::query(
-        "UPDATE shifts SET status = $3, active_tickets = $4,
-                last_seen_at = GREATEST(last_seen_at, $5), last_event_ms = $6, last_event_seq = $7
-         WHERE namespace = $1 AND shift_id = $2",
-    )
-    .bind(ns)
-    .bind(&open.shift_id)
-    .bind(&open.status)
-    .bind(open.active)
-    .bind(at)
-    .bind(e.ms)
-    .bind(e.seq)
-    .execute(&mut *db)
-    .await?;
-    set_kind(
-        db,
-        ns,
-        &open.shift_id,
-        kind_of(&open.status, open.active),
-        at,
-    )
-    .await?;
-    Ok(Some(open.shift_id))
 }
 
 /// Ends `shift` at `end`, clipping its segments there. With `only_if_open`, a shift already
@@ -277,7 +166,7 @@ async fn start_shift(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), s
     // A shift left open (its end lost with a Redis that kept nothing) ends where the new one
     // starts, marked recovered, rather than overlapping it.
     if let Some(open) = open_shift(db, ns, agent).await? {
-        close_shift(db, ns, &open.shift_id, at, "recovered", true).await?;
+        close_shift(db, ns, &open, at, "recovered", true).await?;
     }
     // Never before the agent's previous shift ended, even if a clock stepped back.
     let (latest_end,): (Option<DateTime<Utc>>,) =
@@ -308,46 +197,30 @@ async fn start_shift(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), s
     .bind(e.seq)
     .execute(&mut *db)
     .await?;
-    set_kind(db, ns, shift, "available", at).await
+    // A new shift has no segment yet: it opens available.
+    sqlx::query(
+        "INSERT INTO shift_segments (namespace, shift_id, started_at, kind)
+         VALUES ($1, $2, $3, 'available')
+         ON CONFLICT (namespace, shift_id, started_at)
+         DO UPDATE SET kind = EXCLUDED.kind, ended_at = NULL",
+    )
+    .bind(ns)
+    .bind(shift)
+    .bind(at)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
 }
 
-/// Applies one event. Events that do not touch shifts, and replays, change nothing.
-pub async fn apply(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), sqlx::Error> {
-    let agent = e.get("agent");
+/// Applies an event that begins or ends a shift (`shift_started`, `shift_ended`); a replay
+/// changes nothing.
+pub(crate) async fn apply_boundary(
+    db: &mut PgConnection,
+    ns: &str,
+    e: &Event,
+) -> Result<(), sqlx::Error> {
     match e.get("type") {
-        "shift_started" => start_shift(db, ns, e).await?,
-        "agent_status" => {
-            let status = e.get("status");
-            if status != "offline" {
-                update_open(db, ns, e, |o| o.status = status.to_owned()).await?;
-            }
-        }
-        "ticket_assigned" => {
-            update_open(db, ns, e, |o| o.active += 1).await?;
-        }
-        "ticket_requeued" => {
-            update_open(db, ns, e, |o| o.active -= 1).await?;
-        }
-        "ticket_cancelled" if e.get("was") == "assigned" && !agent.is_empty() => {
-            update_open(db, ns, e, |o| o.active -= 1).await?;
-        }
-        "ticket_completed" => {
-            if let Some(shift) = update_open(db, ns, e, |o| o.active -= 1).await? {
-                sqlx::query(
-                    "INSERT INTO ticket_completions
-                         (namespace, ticket_id, agent_id, shift_id, completed_at, outcome)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(ns)
-                .bind(e.get("ticket"))
-                .bind(agent)
-                .bind(shift)
-                .bind(e.time("ts"))
-                .bind(e.get("outcome"))
-                .execute(&mut *db)
-                .await?;
-            }
-        }
+        "shift_started" => start_shift(db, ns, e).await,
         "shift_ended" => {
             let shift = e.get("shift");
             if last_applied(db, ns, shift)
@@ -357,24 +230,8 @@ pub async fn apply(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), sql
                 close_shift(db, ns, shift, e.time("ended_at"), e.get("reason"), false).await?;
                 mark_applied(db, ns, shift, e).await?;
             }
+            Ok(())
         }
-        "agent_connected" | "agent_disconnected" => {
-            let seen = if e.get("type") == "agent_disconnected" {
-                e.time("at")
-            } else {
-                e.time("ts")
-            };
-            sqlx::query(
-                "UPDATE shifts SET last_seen_at = GREATEST(last_seen_at, $3)
-                 WHERE namespace = $1 AND agent_id = $2 AND ended_at IS NULL",
-            )
-            .bind(ns)
-            .bind(agent)
-            .bind(seen)
-            .execute(&mut *db)
-            .await?;
-        }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`arith`]: pure shift arithmetic (segments clipped to a window, paid time, pay rounded half
 //!   up, splitting at local midnights across DST), tested without any database.
-//! - [`apply`]: how one event of the stream changes the ledger.
+//! - [`apply`]: the stream's events, and how one that begins or ends a shift changes the ledger.
+//! - [`batch`]: how a batch of events changes it, in a constant number of statements.
 //! - [`writer`]: the lease-holding writer that keeps the ledger caught up with the stream.
 //! - [`query`]: payroll rows, read back (streamed, for exports of any size).
 //! - [`report`]: windows, JSON views and RFC 4180 CSV of the payroll endpoints and export.
@@ -12,6 +13,7 @@
 
 pub mod apply;
 pub mod arith;
+pub mod batch;
 pub mod query;
 pub mod report;
 pub mod writer;

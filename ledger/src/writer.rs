@@ -14,7 +14,8 @@ use redis::AsyncCommands;
 use shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{apply, close_shift, Event};
+use crate::apply::{close_shift, Event};
+use crate::batch::apply_events;
 use crate::{Ledger, LedgerError};
 
 /// How many events one transaction applies at most.
@@ -101,33 +102,12 @@ impl Ledger {
             return Ok(());
         };
         let mut tx = self.pool.begin().await?;
-        for event in events {
-            if !isolate {
-                apply(&mut tx, &self.namespace, event).await?;
-                continue;
+        if isolate {
+            for event in events {
+                self.apply_isolated(&mut tx, event).await?;
             }
-            sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
-            match apply(&mut tx, &self.namespace, event).await {
-                Ok(()) => {}
-                Err(sqlx::Error::Database(refusal)) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT event")
-                        .execute(&mut *tx)
-                        .await?;
-                    tracing::error!(error = %refusal, ms = event.ms, seq = event.seq, "event refused by the ledger; recorded in ledger_rejects");
-                    sqlx::query(
-                        "INSERT INTO ledger_rejects (namespace, event_ms, event_seq, event, error)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&self.namespace)
-                    .bind(event.ms)
-                    .bind(event.seq)
-                    .bind(serde_json::to_value(&event.fields).unwrap_or_default())
-                    .bind(refusal.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Err(other) => return Err(other.into()),
-            }
+        } else {
+            apply_events(&mut tx, &self.namespace, events).await?;
         }
         sqlx::query(
             "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
@@ -140,6 +120,37 @@ impl Ledger {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Applies one event under a savepoint; one the database refuses goes to `ledger_rejects`.
+    async fn apply_isolated(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        event: &Event,
+    ) -> Result<(), LedgerError> {
+        sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
+        match apply_events(tx, &self.namespace, std::slice::from_ref(event)).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::Error::Database(refusal)) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT event")
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::error!(error = %refusal, ms = event.ms, seq = event.seq, "event refused by the ledger; recorded in ledger_rejects");
+                sqlx::query(
+                    "INSERT INTO ledger_rejects (namespace, event_ms, event_seq, event, error)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&self.namespace)
+                .bind(event.ms)
+                .bind(event.seq)
+                .bind(serde_json::to_value(&event.fields).unwrap_or_default())
+                .bind(refusal.to_string())
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Drops from the stream what the ledger stored over an hour ago, unless the matcher has not

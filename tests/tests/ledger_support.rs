@@ -163,20 +163,13 @@ impl Feed {
 
     /// Appends an event of `kind` with `ts` (ms) and `fields`; returns its stream id.
     pub async fn event(&mut self, kind: &str, ts_ms: i64, fields: &[(&str, &str)]) -> String {
-        let seq: i64 = redis::cmd("INCR")
-            .arg(self.key("seq"))
-            .query_async(&mut self.conn)
-            .await
-            .expect("incr seq");
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.key("events"))
             .arg("*")
             .arg("type")
             .arg(kind)
             .arg("ts")
-            .arg(ts_ms.to_string())
-            .arg("seq")
-            .arg(seq.to_string());
+            .arg(ts_ms.to_string());
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
