@@ -8,12 +8,17 @@
 //! the named server processes and resident memory per connected agent, and checks that no
 //! ticket was lost or assigned twice.
 //!
+//! A fleet larger than one process's open-file limit allows is split over worker processes
+//! (this binary again, started by the first; `shard.rs`).
+//!
 //! Progress goes to stderr; exactly one JSON object goes to stdout. `loadgen --help` lists the
 //! flags.
 //!
 //! `cargo run --release -p e2e --bin loadgen -- --dispatcher http://127.0.0.1:8080 \
 //!     --gateways ws://127.0.0.1:8081 --agents 1000 --rate 100 --duration 10`
 
+#[path = "../loadgen/check.rs"]
+mod check;
 #[path = "../loadgen/cli.rs"]
 mod cli;
 #[path = "../loadgen/common.rs"]
@@ -24,8 +29,14 @@ mod dispatch;
 mod nats;
 #[path = "../loadgen/procs.rs"]
 mod procs;
+#[path = "../loadgen/record.rs"]
+mod record;
+#[path = "../loadgen/shard.rs"]
+mod shard;
 #[path = "../loadgen/stream.rs"]
 mod stream;
+#[path = "../loadgen/ws.rs"]
+mod ws;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,12 +47,18 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use cli::{Args, Target, USAGE};
-use common::{fleet, now_us, quantiles, Ctx, Role};
+use common::{fleet, Role};
 use procs::Procs;
+use record::{quantiles, Ctx};
+use shard::{Shard, Workers};
+
+/// Open files a process keeps for itself beyond its agents' sockets (HTTP, Redis, NATS).
+const SPARE_FILES: usize = 2000;
 
 #[tokio::main]
 async fn main() {
-    let args = match Args::parse(std::env::args().skip(1)) {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args = match Args::parse(raw.clone()) {
         Ok(a) => a,
         Err(e) if e.is_empty() => {
             eprint!("{USAGE}");
@@ -52,14 +69,21 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let _ = now_us();
     let (soft, hard) = procs::raise_nofile();
+    if args.shard != Shard::ALL {
+        return run_worker(args).await;
+    }
     eprintln!("open-file limit: soft {soft}, hard {hard}");
-    if (soft as usize) < args.agents + 1000 {
+    let per_process = (soft as usize).saturating_sub(SPARE_FILES).max(1);
+    let processes = args
+        .processes
+        .unwrap_or_else(|| args.agents.div_ceil(per_process).max(1));
+    if args.agents.div_ceil(processes) > per_process {
         eprintln!(
-            "warning: {} agents need about {} open files; the limit is {soft}",
+            "warning: {} agents over {processes} processes need about {} open files each; \
+             the limit is {soft}",
             args.agents,
-            args.agents + 1000
+            args.agents.div_ceil(processes) + SPARE_FILES
         );
     }
     let per_source = args.agents.div_ceil(args.source_ips.len());
@@ -70,16 +94,16 @@ async fn main() {
         );
     }
     let procs = Procs::new(args.pids.clone());
-    let run = {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or_default();
-        common::Rng::new(nanos ^ u64::from(std::process::id())).next_u64() as u32
+    let run = match args.run_id {
+        0 => {
+            let nanos = common::now_us();
+            common::Rng::new(nanos ^ u64::from(std::process::id())).next_u64() as u32
+        }
+        id => id,
     };
     let specs = fleet(&args);
     let ctx = Arc::new(Ctx::new(args, run, specs));
-    match run_all(ctx, procs).await {
+    match run_all(ctx, procs, processes, &raw).await {
         Ok(result) => println!("{result}"),
         Err(e) => {
             eprintln!("loadgen: {e:#}");
@@ -88,22 +112,34 @@ async fn main() {
     }
 }
 
-/// Spawns every agent and waits (bounded) until each is set up or has failed.
-async fn connect_fleet(
+/// Spawns the agents of `shard`.
+fn spawn_agents(
     ctx: &Arc<Ctx>,
+    shard: Shard,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let n = ctx.specs.len();
-    let started = Instant::now();
     let gate = Arc::new(Semaphore::new(ctx.args.connect_concurrency));
-    let mut handles = Vec::with_capacity(n);
-    for idx in 0..n as u32 {
+    let mut handles = Vec::new();
+    for idx in (0..ctx.specs.len() as u32).filter(|i| shard.has(*i as usize)) {
         let (c, g, s) = (ctx.clone(), gate.clone(), stop.clone());
         handles.push(match ctx.args.target {
             Target::Dispatch => tokio::spawn(dispatch::agent_task(c, idx, g, s)),
             Target::Nats => tokio::spawn(nats::agent_task(c, idx, g, s)),
         });
     }
+    handles
+}
+
+/// Spawns the agents of `shard` (this process's) and waits (bounded) until every agent of the
+/// fleet, in every process, is set up or has failed.
+async fn connect_fleet(
+    ctx: &Arc<Ctx>,
+    shard: Shard,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let n = ctx.specs.len();
+    let started = Instant::now();
+    let handles = spawn_agents(ctx, shard, stop);
     let deadline = started + Duration::from_secs(60 + n as u64 / 100);
     let mut last_note = Instant::now();
     loop {
@@ -158,7 +194,35 @@ fn progress(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     });
 }
 
-async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
+/// A worker process: plays its shard's agents, sending their notes to the coordinator, until
+/// told to stop.
+async fn run_worker(args: Args) {
+    let specs = fleet(&args);
+    let run = args.run_id;
+    let (notes_tx, notes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shard = args.shard;
+    let ctx = Arc::new(Ctx::worker(args, run, specs, notes_tx));
+    let writer = tokio::spawn(shard::write_notes(notes_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let handles = spawn_agents(&ctx, shard, &stop_rx);
+    shard::wait_for_stop(stop_tx).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for h in handles {
+        let abort = h.abort_handle();
+        if tokio::time::timeout_at(deadline, h).await.is_err() {
+            abort.abort();
+        }
+    }
+    drop(ctx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+async fn run_all(
+    ctx: Arc<Ctx>,
+    procs: Procs,
+    processes: usize,
+    raw_args: &[String],
+) -> anyhow::Result<Value> {
     let args = ctx.args.clone();
     let client = dispatch::http_client();
     eprintln!(
@@ -186,7 +250,22 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
     let rss_before = procs.rss();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let handles = connect_fleet(&ctx, &stop_rx).await;
+    let workers = if processes > 1 {
+        eprintln!(
+            "fleet: {processes} processes (this one and {} workers)",
+            processes - 1
+        );
+        let mut args = raw_args.to_vec();
+        args.extend(["--run-id".to_owned(), format!("{:08x}", ctx.run)]);
+        Some(Workers::start(&ctx, processes, &args)?)
+    } else {
+        None
+    };
+    let own = Shard {
+        index: 0,
+        of: processes,
+    };
+    let handles = connect_fleet(&ctx, own, &stop_rx).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let engine = match args.target {
@@ -226,7 +305,10 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
     let cpu_after = procs.cpu();
     let rss_after = procs.rss();
     let cpu = procs.cpu_ms(&cpu_before, &cpu_after);
-    let loadgen_rss_kib = procs::rss_kib(std::process::id());
+    let loadgen_rss_kib: u64 = std::iter::once(std::process::id())
+        .chain(workers.iter().flat_map(Workers::pids))
+        .filter_map(procs::rss_kib)
+        .sum();
 
     let correctness = if args.idle {
         json!({"ok": true, "lost": 0, "assigned_twice": 0, "still_queued": 0, "problems": []})
@@ -234,11 +316,14 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
         eprintln!("checking the end state");
         match &engine {
             Some(engine) => nats::check(&ctx, engine),
-            None => dispatch::check(&ctx, &client).await,
+            None => check::check(&ctx, &client).await,
         }
     };
 
     let _ = stop_tx.send(true);
+    if let Some(workers) = workers {
+        workers.stop().await;
+    }
     let stop_deadline = Instant::now() + Duration::from_secs(10);
     for h in handles {
         let left = stop_deadline.saturating_duration_since(Instant::now());
@@ -325,6 +410,7 @@ async fn run_all(ctx: Arc<Ctx>, procs: Procs) -> anyhow::Result<Value> {
             Target::Nats => Value::Null,
         },
         "source_ips": args.source_ips.len(),
+        "loadgen_processes": processes,
         "gateways": match args.target {
             Target::Dispatch => args.gateways.len(),
             Target::Nats => 1,

@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::shard::Shard;
+
 /// Which system the fleet and the escalation engine talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -55,6 +57,12 @@ pub struct Args {
     pub max_inflight: usize,
     /// How many agent PUTs run at once.
     pub put_concurrency: usize,
+    /// How many processes play the fleet (`None`: as many as the open-file limit needs).
+    pub processes: Option<usize>,
+    /// The part of the fleet this process plays (set on worker processes only).
+    pub shard: Shard,
+    /// The run's id, which every ticket summary carries (0: a fresh one).
+    pub run_id: u32,
 }
 
 pub const USAGE: &str = "\
@@ -83,6 +91,9 @@ loadgen: a fleet of agents over real WebSockets and an open-loop Poisson escalat
   --connect-concurrency N           (default 200)
   --max-inflight N                  (default 10000)
   --put-concurrency N               (default 32)
+  --processes N                     (default: enough that no process holds more sockets than
+                                     its open-file limit allows; the others are started as
+                                     workers of this one)
 
 Prints progress on stderr and one JSON object on stdout.
 ";
@@ -117,6 +128,9 @@ impl Default for Args {
             connect_concurrency: 200,
             max_inflight: 10_000,
             put_concurrency: 32,
+            processes: None,
+            shard: Shard::ALL,
+            run_id: 0,
         }
     }
 }
@@ -280,6 +294,12 @@ impl Args {
                 "--connect-concurrency" => a.connect_concurrency = num(&name, &v)?,
                 "--max-inflight" => a.max_inflight = num(&name, &v)?,
                 "--put-concurrency" => a.put_concurrency = num(&name, &v)?,
+                "--processes" => a.processes = Some(num(&name, &v)?),
+                "--shard" => a.shard = Shard::parse(&v)?,
+                "--run-id" => {
+                    a.run_id = u32::from_str_radix(v.trim(), 16)
+                        .map_err(|_| format!("--run-id: 8 hex digits, got {v:?}"))?
+                }
                 _ => return Err(format!("unknown flag {name}")),
             }
         }
@@ -319,6 +339,9 @@ impl Args {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         {
             return Err("--agent-prefix: 1..40 of [A-Za-z0-9_.-]".into());
+        }
+        if self.processes.is_some_and(|n| n == 0 || n > 256) {
+            return Err("--processes: 1 to 256".into());
         }
         if self.connect_concurrency == 0 || self.max_inflight == 0 || self.put_concurrency == 0 {
             return Err("concurrency limits must be at least 1".into());

@@ -2,7 +2,6 @@
 //! over WebSockets; tickets posted to the dispatcher; the end state checked with
 //! `GET /v1/tickets/{id}` and the namespace's event stream.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +12,17 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::loopback_addr;
-use crate::common::{
-    connect_agent, gateway_ws_url, now_us, parse_summary, ticket_body, Ctx, Rng, Role, TicketMix,
-};
+use crate::common::{now_us, parse_summary, ticket_body, Rng, Role, TicketMix};
+use crate::record::{Ctx, Note};
+use crate::ws::{connect_agent, gateway_ws_url};
 
 const TOKEN_TTL: i64 = 24 * 3600;
 
-fn mint(ctx: &Ctx, sub: &str, role: &str) -> String {
+pub fn mint(ctx: &Ctx, sub: &str, role: &str) -> String {
     shared::auth::mint_hs256(&ctx.args.secret, sub, role, "dispatch", TOKEN_TTL)
 }
 
-fn dispatcher_url(ctx: &Ctx, i: usize, path: &str) -> String {
+pub fn dispatcher_url(ctx: &Ctx, i: usize, path: &str) -> String {
     let d = &ctx.args.dispatchers[i % ctx.args.dispatchers.len()];
     format!("{}{path}", d.trim_end_matches('/'))
 }
@@ -148,7 +147,7 @@ impl Agent {
                         out.push(text(json!({"type": "set_status", "status": "break"})));
                     } else if status == final_status(self.role) {
                         self.ready = true;
-                        ctx.mark_ready();
+                        ctx.note(Note::Ready);
                     }
                 } else if status == "away" && matches!(self.role, Role::Free | Role::OtherLanguage)
                 {
@@ -161,16 +160,16 @@ impl Agent {
                 let offer_id = s("offer_id");
                 let mine = parse_summary(ctx.run, f["summary"].as_str().unwrap_or_default());
                 let Some((seq, sent)) = mine else {
-                    ctx.col().foreign_frames += 1;
+                    ctx.note(Note::ForeignFrame);
                     out.push(text(json!({"type": "accept", "offer_id": offer_id})));
                     return;
                 };
-                ctx.col().offer(seq, sent, at);
+                ctx.note(Note::Offer { seq, sent, at });
                 let r = self.rng.f64();
                 if r < ctx.args.decline_share {
                     self.later(delay, Timer::Decline(offer_id, Some(seq)));
                 } else if r < ctx.args.decline_share + ctx.args.ignore_share {
-                    ctx.col().ignored(seq);
+                    ctx.note(Note::Ignored { seq });
                 } else {
                     self.later(delay, Timer::Accept(offer_id));
                 }
@@ -180,7 +179,12 @@ impl Agent {
                 let ticket = s("ticket_id");
                 match parse_summary(ctx.run, f["summary"].as_str().unwrap_or_default()) {
                     Some((seq, sent)) => {
-                        ctx.col().assigned(seq, self.idx, sent, at);
+                        ctx.note(Note::Assigned {
+                            seq,
+                            agent: self.idx,
+                            sent,
+                            at,
+                        });
                         let hold = self.rng.exp(ctx.args.handle_mean_ms);
                         self.later(
                             Duration::from_secs_f64(hold / 1000.0),
@@ -188,18 +192,15 @@ impl Agent {
                         );
                     }
                     None => {
-                        ctx.col().foreign_frames += 1;
+                        ctx.note(Note::ForeignFrame);
                         self.later(Duration::ZERO, Timer::Complete(ticket, None));
                     }
                 }
             }
             "offer_revoked" => {
-                let mut col = ctx.col();
-                if f["reason"] == "expired" {
-                    col.revoked_expired += 1;
-                } else {
-                    col.revoked_cancelled += 1;
-                }
+                ctx.note(Note::Revoked {
+                    expired: f["reason"] == "expired",
+                });
             }
             "ticket_cancelled" => {
                 let ticket = s("ticket_id");
@@ -208,7 +209,7 @@ impl Agent {
             }
             "error" => {
                 let code = s("code");
-                ctx.col().error(&code);
+                ctx.note(Note::Error { code: code.clone() });
                 if !self.ready {
                     self.ready = true;
                     ctx.mark_failed(&format!("agent {}: error {code} in setup", self.idx));
@@ -234,7 +235,7 @@ impl Agent {
                 }
                 Timer::Decline(offer_id, seq) => {
                     if let Some(seq) = seq {
-                        ctx.col().declined(seq);
+                        ctx.note(Note::Declined { seq });
                     }
                     out.push(text(
                         json!({"type": "decline", "offer_id": offer_id, "reason": "busy"}),
@@ -242,7 +243,7 @@ impl Agent {
                 }
                 Timer::Complete(ticket, seq) => {
                     if let Some(seq) = seq {
-                        ctx.col().completed(seq);
+                        ctx.note(Note::Completed { seq });
                     }
                     out.push(text(json!({"type": "complete", "ticket_id": ticket,
                         "outcome": "resolved"})));
@@ -305,10 +306,12 @@ pub async fn agent_task(
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
                     Ok(f) => agent.on_frame(&ctx, &f, &mut out),
-                    Err(_) => ctx.col().error("frame_not_json"),
+                    Err(_) => ctx.note(Note::Error {
+                        code: "frame_not_json".into(),
+                    }),
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    ctx.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.note(Note::Dropped);
                     if !agent.ready {
                         ctx.mark_failed(&format!("{}: closed during setup", spec.id));
                     }
@@ -329,8 +332,7 @@ pub async fn agent_task(
         agent.due(&ctx, &mut out);
         for m in out.drain(..) {
             if ws.send(m).await.is_err() {
-                ctx.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.note(Note::Dropped);
                 return;
             }
         }
@@ -444,206 +446,4 @@ pub async fn post_tickets(ctx: Arc<Ctx>, client: reqwest::Client) {
             break;
         }
     }
-}
-
-/// The correctness check: `GET /v1/tickets/{id}` for every ticket (or a random 2000, plus up
-/// to 2000 the generator did not see assigned) and the event stream's `ticket_assigned`s.
-pub async fn check(ctx: &Ctx, client: &reqwest::Client) -> Value {
-    // (seq, ticket id, agents it was assigned to, declines, offers, ignored-pending)
-    let tickets: Vec<(u64, String, Vec<u32>, u32, u32, bool)> = {
-        let col = ctx.col();
-        let mut v: Vec<_> = col
-            .recs
-            .iter()
-            .filter(|(_, r)| r.posted)
-            .filter_map(|(seq, r)| {
-                r.ticket_id.clone().map(|id| {
-                    (
-                        *seq,
-                        id,
-                        r.assigned_to.clone(),
-                        r.declines,
-                        r.offers,
-                        r.ignored_pending,
-                    )
-                })
-            })
-            .collect();
-        v.sort_by_key(|t| t.0);
-        v
-    };
-    let mut problems: Vec<String> = Vec::new();
-    let mut assigned_twice: HashSet<String> = HashSet::new();
-    let mut mismatches = 0usize;
-    for (_, id, to, ..) in &tickets {
-        if to.len() > 1 {
-            assigned_twice.insert(id.clone());
-            let names: Vec<&str> = to
-                .iter()
-                .map(|i| ctx.specs[*i as usize].id.as_str())
-                .collect();
-            problems.push(format!("{id}: `assigned` reached {names:?}"));
-        }
-    }
-
-    // The sample to GET.
-    let mut rng = Rng::new(ctx.args.seed ^ 0x0063_6865_636B);
-    let mut sample: Vec<usize> = (0..tickets.len()).collect();
-    if sample.len() > 2000 {
-        for i in 0..2000 {
-            let j = i + rng.below(sample.len() - i);
-            sample.swap(i, j);
-        }
-        sample.truncate(2000);
-        let chosen: HashSet<usize> = sample.iter().copied().collect();
-        let extra: Vec<usize> = (0..tickets.len())
-            .filter(|i| tickets[*i].2.is_empty() && !chosen.contains(i))
-            .take(2000)
-            .collect();
-        sample.extend(extra);
-    }
-    let token = mint(ctx, "loadgen", "escalation");
-    let gets = futures_util::stream::iter(sample.iter().map(|&i| {
-        let id = tickets[i].1.clone();
-        let req = client
-            .get(dispatcher_url(ctx, i, &format!("/v1/tickets/{id}")))
-            .bearer_auth(&token)
-            .timeout(Duration::from_secs(10));
-        async move {
-            let res = match req.send().await {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let body: Value = r.json().await.unwrap_or(Value::Null);
-                    Ok((status, body))
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            (i, res)
-        }
-    }))
-    .buffer_unordered(32)
-    .collect::<Vec<_>>();
-    let answers = tokio::time::timeout(Duration::from_secs(180), gets)
-        .await
-        .unwrap_or_default();
-    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut lost = 0usize;
-    let mut still_queued = 0usize;
-    let mut unreadable = 0usize;
-    for (i, res) in &answers {
-        let (_, id, to, declines, offers, ignored) = &tickets[*i];
-        let (code, body) = match res {
-            Ok(x) => x,
-            Err(e) => {
-                unreadable += 1;
-                if unreadable <= 5 {
-                    problems.push(format!("{id}: GET failed: {e}"));
-                }
-                continue;
-            }
-        };
-        let status = body["status"].as_str().unwrap_or_default();
-        if *code != 200 {
-            lost += 1;
-            problems.push(format!("{id}: GET answered {code}: {body}"));
-            continue;
-        }
-        *statuses.entry(status.to_owned()).or_default() += 1;
-        match status {
-            "assigned" | "completed" | "cancelled" => {}
-            "queued" | "offered" => {
-                still_queued += 1;
-                if !to.is_empty() {
-                    mismatches += 1;
-                    problems.push(format!(
-                        "{id}: an agent got `assigned` but the ticket is {status}"
-                    ));
-                }
-                let reason = if status == "offered" && *ignored {
-                    "offer ignored by the agent, waiting for it to expire"
-                } else if status == "offered" {
-                    "offer outstanding"
-                } else if *declines > 0 {
-                    "declined, waiting for another eligible agent"
-                } else if *offers == 0 {
-                    "no eligible agent free yet"
-                } else {
-                    "back in the queue after an expired offer"
-                };
-                *reasons.entry(reason).or_default() += 1;
-            }
-            other => {
-                lost += 1;
-                problems.push(format!("{id}: unexpected status {other:?}"));
-            }
-        }
-    }
-    if answers.len() < sample.len() {
-        problems.push(format!(
-            "only {} of {} tickets could be read within 180 s",
-            answers.len(),
-            sample.len()
-        ));
-    }
-
-    // The event stream.
-    let wanted: HashSet<String> = tickets.iter().map(|t| t.1.clone()).collect();
-    let mut stream_assigned = 0usize;
-    let mut events_read = 0usize;
-    match crate::stream::assigned_events(ctx, &wanted).await {
-        Ok((events, read)) => {
-            events_read = read;
-            stream_assigned = events.len();
-            for (_, id, to, ..) in &tickets {
-                let agents = events.get(id).map(Vec::as_slice).unwrap_or_default();
-                if agents.len() > 1 {
-                    assigned_twice.insert(id.clone());
-                    problems.push(format!("{id}: {} ticket_assigned events", agents.len()));
-                }
-                match (agents.first(), to.first()) {
-                    (Some(a), Some(mine)) if *a != ctx.specs[*mine as usize].id => {
-                        mismatches += 1;
-                        problems.push(format!(
-                            "{id}: the stream says assigned to {a}, but {} got `assigned`",
-                            ctx.specs[*mine as usize].id
-                        ));
-                    }
-                    (Some(a), None) => {
-                        mismatches += 1;
-                        problems.push(format!(
-                            "{id}: ticket_assigned to {a} in the stream, but no agent got `assigned`"
-                        ));
-                    }
-                    (None, Some(mine)) => {
-                        mismatches += 1;
-                        problems.push(format!(
-                            "{id}: {} got `assigned` but the stream has no ticket_assigned",
-                            ctx.specs[*mine as usize].id
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Err(e) => problems.push(format!("event stream not read: {e}")),
-    }
-    let total_problems = problems.len();
-    problems.truncate(50);
-    if total_problems > 50 {
-        problems.push(format!("… and {} more", total_problems - 50));
-    }
-    json!({
-        "ok": lost == 0 && assigned_twice.is_empty() && mismatches == 0 && unreadable == 0,
-        "lost": lost,
-        "assigned_twice": assigned_twice.len(),
-        "still_queued": still_queued,
-        "problems": problems,
-        "checked": answers.len(),
-        "statuses": statuses,
-        "still_queued_reasons": reasons,
-        "stream_assigned": stream_assigned,
-        "stream_events_read": events_read,
-        "mismatches": mismatches,
-    })
 }

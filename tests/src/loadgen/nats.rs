@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::loopback_addr;
-use crate::common::{connect_agent, now_us, parse_summary, ticket_body, Ctx, Rng, Role, TicketMix};
+use crate::common::{now_us, parse_summary, ticket_body, Rng, Role, TicketMix};
+use crate::record::{Ctx, Note};
+use crate::ws::connect_agent;
 
 // ---------------------------------------------------------------------------------------------
 // The protocol
@@ -146,18 +148,17 @@ impl Agent {
         let Some((seq, sent)) =
             parse_summary(ctx.run, body["summary"].as_str().unwrap_or_default())
         else {
-            ctx.col().foreign_frames += 1;
+            ctx.note(Note::ForeignFrame);
             return;
         };
-        {
-            let mut col = ctx.col();
-            col.offer(seq, sent, at);
-            if self.active >= self.max {
-                col.busy_offers += 1;
-            }
+        ctx.note(Note::Offer { seq, sent, at });
+        if self.active >= self.max {
+            ctx.note(Note::BusyOffer);
         }
         let Some(to) = reply else {
-            ctx.col().error("msg_without_reply");
+            ctx.note(Note::Error {
+                code: "msg_without_reply".into(),
+            });
             return;
         };
         let delay = Duration::from_millis(ctx.args.accept_delay_ms);
@@ -172,7 +173,7 @@ impl Agent {
                 },
             ));
         } else if r < ctx.args.decline_share + ctx.args.ignore_share {
-            ctx.col().ignored(seq);
+            ctx.note(Note::Ignored { seq });
         } else {
             self.timers.push((
                 Instant::now() + delay,
@@ -205,12 +206,12 @@ impl Agent {
                         self.timers
                             .push((now + Duration::from_secs_f64(hold), Timer::Complete(seq)));
                     } else {
-                        ctx.col().declined(seq);
+                        ctx.note(Note::Declined { seq });
                     }
                 }
                 Timer::Complete(seq) => {
                     self.active = self.active.saturating_sub(1);
-                    ctx.col().completed(seq);
+                    ctx.note(Note::Completed { seq });
                 }
             }
         }
@@ -282,7 +283,7 @@ pub async fn agent_task(
                     Some(Ok(Message::Binary(b))) => b.to_vec(),
                     Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        ctx.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        ctx.note(Note::Dropped);
                         if !ready {
                             ctx.mark_failed(&format!("{}: closed during setup", spec.id));
                         }
@@ -298,19 +299,23 @@ pub async fn agent_task(
                             if !ready {
                                 ready = true;
                                 permit = None;
-                                ctx.mark_ready();
+                                ctx.note(Note::Ready);
                             }
                         }
                         Ok(Some(Op::Msg { reply, payload, .. })) => {
                             agent.on_msg(&ctx, reply, &payload);
                         }
                         Ok(Some(Op::Err(e))) => {
-                            ctx.col().error(&format!("nats: {e}"));
+                            ctx.note(Note::Error {
+                                code: format!("nats: {e}"),
+                            });
                         }
                         Ok(Some(Op::Info | Op::Ok)) => {}
                         Ok(None) => break,
                         Err(e) => {
-                            ctx.col().error("nats_protocol");
+                            ctx.note(Note::Error {
+                                code: "nats_protocol".into(),
+                            });
                             if !ready {
                                 ctx.mark_failed(&format!("{}: {e}", spec.id));
                             }
@@ -334,8 +339,7 @@ pub async fn agent_task(
         if !out.is_empty() {
             let bytes = std::mem::take(&mut out);
             if ws.send(Message::Binary(bytes.into())).await.is_err() {
-                ctx.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.note(Note::Dropped);
                 return;
             }
         }

@@ -1,18 +1,15 @@
 //! What loadgen reads from the dispatch platform's event stream in Redis: the assignments it
 //! recorded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::common::Ctx;
+use crate::record::Ctx;
 
 /// Reads the event stream in pages: per ticket id, the agents of its `ticket_assigned` events.
-pub async fn assigned_events(
-    ctx: &Ctx,
-    wanted: &HashSet<String>,
-) -> anyhow::Result<(HashMap<String, Vec<String>>, usize)> {
+pub async fn assigned_events(ctx: &Ctx) -> anyhow::Result<(HashMap<String, Vec<String>>, usize)> {
     let client = redis::Client::open(ctx.args.redis.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let key = shared::keys::Keys::new(&ctx.args.namespace).events();
@@ -46,11 +43,9 @@ pub async fn assigned_events(
             let (Some(ticket), agent) = (get("ticket"), get("agent")) else {
                 continue;
             };
-            if wanted.contains(&ticket) {
-                out.entry(ticket)
-                    .or_default()
-                    .push(agent.unwrap_or_default());
-            }
+            out.entry(ticket)
+                .or_default()
+                .push(agent.unwrap_or_default());
         }
         start = format!("({last}");
         if Instant::now() > deadline {
