@@ -27,6 +27,8 @@ mod common;
 mod dispatch;
 #[path = "../loadgen/nats.rs"]
 mod nats;
+#[path = "../loadgen/nats_wire.rs"]
+mod nats_wire;
 #[path = "../loadgen/procs.rs"]
 mod procs;
 #[path = "../loadgen/record.rs"]
@@ -93,7 +95,7 @@ async fn main() {
              add addresses with --source-ips"
         );
     }
-    let procs = Procs::new(args.pids.clone());
+    let procs = Procs::new(args.pids.clone(), args.commands.clone());
     let run = match args.run_id {
         0 => {
             let nanos = common::now_us();
@@ -168,6 +170,30 @@ async fn connect_fleet(
         ctx.failed.load(Ordering::Relaxed)
     );
     handles
+}
+
+/// Waits until the measured server processes use less than 5 % of a core over half a second
+/// (at most `limit`); returns how long that took.
+async fn settle(procs: &Procs, limit: Duration) -> f64 {
+    let started = Instant::now();
+    let window = Duration::from_millis(500);
+    let mut last = procs.cpu();
+    while started.elapsed() < limit {
+        tokio::time::sleep(window).await;
+        let now = procs.cpu();
+        let busy_ms = procs
+            .cpu_ms(&last, &now)
+            .get("total")
+            .copied()
+            .unwrap_or(0.0);
+        last = now;
+        if busy_ms < 0.05 * window.as_millis() as f64 {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("servers quiet {secs:.1} s after the fleet was set up");
+    secs
 }
 
 /// Prints counters every second until `stop`.
@@ -266,7 +292,9 @@ async fn run_all(
         of: processes,
     };
     let handles = connect_fleet(&ctx, own, &stop_rx).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The servers are still busy with the fleet's log-ins (the ledger opening a shift for each
+    // agent, say): the run measures the steady state, so it starts once they are quiet.
+    let settle_secs = settle(&procs, Duration::from_secs(120)).await;
 
     let engine = match args.target {
         Target::Nats if !args.idle => Some(nats::start_engine(ctx.clone()).await?),
@@ -401,6 +429,7 @@ async fn run_all(
         "foreign_frames": col.foreign_frames,
         "errors": col.errors,
         "measured_secs": measured_secs,
+        "settle_secs": settle_secs,
         "rss_kib_before": rss_before,
         "rss_process": mem_name,
         "rss_bytes_per_agent_total": rss_per_agent_total,

@@ -44,6 +44,8 @@ pub struct Args {
     pub idle: bool,
     pub source_ips: Vec<Ipv4Addr>,
     pub pids: Vec<(String, u32)>,
+    /// Command names of further server processes to measure (every process of that name).
+    pub commands: Vec<String>,
     pub agent_prefix: String,
     pub label: String,
     pub seed: u64,
@@ -83,6 +85,7 @@ loadgen: a fleet of agents over real WebSockets and an open-loop Poisson escalat
   --idle                            (connect the fleet, post nothing, hold --duration)
   --source-ips LIST                 (default 127.0.0.1; e.g. 127.0.0.2-127.0.0.20,127.0.1.1)
   --pids name=pid,...               (processes whose CPU and RSS are sampled)
+  --procs-named NAME,...            (and every process of these command names, e.g. postgres)
   --agent-prefix P                  (default lg)
   --label NAME
   --seed N                          (default 1)
@@ -120,6 +123,7 @@ impl Default for Args {
             idle: false,
             source_ips: vec![Ipv4Addr::LOCALHOST],
             pids: Vec::new(),
+            commands: Vec::new(),
             agent_prefix: "lg".into(),
             label: String::new(),
             seed: 1,
@@ -286,6 +290,7 @@ impl Args {
                 "--handle-mean-ms" => a.handle_mean_ms = num(&name, &v)?,
                 "--source-ips" => a.source_ips = parse_source_ips(&v)?,
                 "--pids" => a.pids = parse_pids(&v)?,
+                "--procs-named" => a.commands = list(&v),
                 "--agent-prefix" => a.agent_prefix = v,
                 "--label" => a.label = v,
                 "--seed" => a.seed = num(&name, &v)?,
