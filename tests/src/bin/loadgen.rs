@@ -95,6 +95,18 @@ async fn main() {
              add addresses with --source-ips"
         );
     }
+    // Every POST in flight holds a connection: what the agents of this process leave of the
+    // open-file limit bounds them (an engine past it would fail on EMFILE, not measure).
+    let mut args = args;
+    let own_agents = args.agents.div_ceil(processes);
+    let headroom = (soft as usize).saturating_sub(own_agents + 500).max(100);
+    if args.max_inflight > headroom {
+        eprintln!(
+            "at most {headroom} POSTs in flight (of --max-inflight {}): the open-file limit",
+            args.max_inflight
+        );
+        args.max_inflight = headroom;
+    }
     let procs = Procs::new(args.pids.clone(), args.commands.clone());
     let run = match args.run_id {
         0 => {
