@@ -7,9 +7,11 @@
 //! read in two statements, the events are applied to that state in memory, in stream order, and
 //! the result is written back in three (shifts, segments, completions), whatever the batch's size.
 //!
-//! The events that begin or end a shift ([`crate::apply::apply_boundary`]) are rare and keep
-//! their own statements: before one is applied, what the batch holds for its agent is written,
-//! and after it the agent's state is read again.
+//! A shift's start is batched too (a fleet logging in starts thousands at once): the shift is
+//! made in memory and inserted with the others. The rarer boundaries keep their own statements
+//! ([`crate::apply::apply_boundary`]): a shift's end, and a start that must first close a shift
+//! left open or follows another boundary of its agent in the batch. Before one of those is
+//! applied, what the batch holds for its agent is written, and after it the agent is read again.
 
 use std::collections::HashMap;
 
@@ -21,10 +23,22 @@ use crate::apply::{apply_boundary, kind_of, Event};
 /// A segment row to write: its start, kind and end (`None` while open).
 type SegmentRow = (DateTime<Utc>, String, Option<DateTime<Utc>>);
 
+/// A shift this batch starts, inserted when the batch is written.
+#[derive(Debug, Clone)]
+struct NewShift {
+    agent: String,
+    started_at: DateTime<Utc>,
+    rate: i64,
+    currency: String,
+    timezone: String,
+}
+
 /// An open shift as the batch sees it.
 #[derive(Debug, Clone)]
 struct OpenShift {
     shift_id: String,
+    /// Started by this batch, not yet in the database.
+    new: Option<NewShift>,
     status: String,
     active: i32,
     last_seen: DateTime<Utc>,
@@ -72,6 +86,12 @@ struct State<'a> {
     ns: &'a str,
     open: HashMap<String, Option<OpenShift>>,
     completions: Vec<Completion>,
+    /// Shift ids the database or this batch already has: a start of one is a replay.
+    known_shifts: std::collections::HashSet<String>,
+    /// Per agent, the end of its latest shift in the database when the batch began.
+    latest_end: HashMap<String, DateTime<Utc>>,
+    /// Agents a boundary of this batch went to the database for: their later starts do too.
+    by_statement: std::collections::HashSet<String>,
 }
 
 /// Applies `events` in order. Events that do not touch shifts, and replays, change nothing.
@@ -91,18 +111,28 @@ pub async fn apply_events(
     if agents.is_empty() {
         return Ok(());
     }
+    let starts: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.get("type") == "shift_started")
+        .collect();
+    let (known_shifts, latest_end) = shifts_before(db, ns, &starts).await?;
     let mut state = State {
         ns,
         open: load(db, ns, &agents).await?,
         completions: Vec::new(),
+        known_shifts,
+        latest_end,
+        by_statement: std::collections::HashSet::new(),
     };
     for e in events {
         let agent = e.get("agent");
         match e.get("type") {
+            "shift_started" if state.start_in_memory(db, e).await? => {}
             "shift_started" | "shift_ended" => {
                 state.flush(db, Some(agent)).await?;
                 apply_boundary(db, ns, e).await?;
                 state.open.remove(agent);
+                state.by_statement.insert(agent.to_owned());
             }
             "agent_status" => {
                 let status = e.get("status");
@@ -169,6 +199,43 @@ fn touches_shift(e: &Event) -> bool {
 
 type ShiftRow = (String, String, String, i32, DateTime<Utc>, i64, i64);
 
+/// Of the shifts `starts` begin: those the database has already (a replay), and per agent the
+/// end of its latest shift.
+async fn shifts_before(
+    db: &mut PgConnection,
+    ns: &str,
+    starts: &[&Event],
+) -> Result<
+    (
+        std::collections::HashSet<String>,
+        HashMap<String, DateTime<Utc>>,
+    ),
+    sqlx::Error,
+> {
+    if starts.is_empty() {
+        return Ok(Default::default());
+    }
+    let shifts: Vec<&str> = starts.iter().map(|e| e.get("shift")).collect();
+    let agents: Vec<&str> = starts.iter().map(|e| e.get("agent")).collect();
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT shift_id FROM shifts WHERE namespace = $1 AND shift_id = ANY($2)",
+    )
+    .bind(ns)
+    .bind(&shifts)
+    .fetch_all(&mut *db)
+    .await?;
+    let ends: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT agent_id, max(ended_at) FROM shifts
+         WHERE namespace = $1 AND agent_id = ANY($2) AND ended_at IS NOT NULL
+         GROUP BY agent_id",
+    )
+    .bind(ns)
+    .bind(&agents)
+    .fetch_all(&mut *db)
+    .await?;
+    Ok((known.into_iter().collect(), ends.into_iter().collect()))
+}
+
 /// The open shifts of `agents` (locked for this transaction) and their open segments.
 async fn load(
     db: &mut PgConnection,
@@ -206,6 +273,7 @@ async fn load(
             agent,
             Some(OpenShift {
                 shift_id,
+                new: None,
                 status,
                 active,
                 last_seen,
@@ -220,6 +288,54 @@ async fn load(
 }
 
 impl State<'_> {
+    /// Starts the shift of `shift_started` event `e` in memory, if that is all it takes: the
+    /// shift is not known yet (else the event is a replay, and nothing is done either), and its
+    /// agent has no open shift to close first and no boundary earlier in the batch (then the
+    /// caller applies it with its own statements). Returns whether the event is dealt with.
+    async fn start_in_memory(
+        &mut self,
+        db: &mut PgConnection,
+        e: &Event,
+    ) -> Result<bool, sqlx::Error> {
+        let (shift, agent) = (e.get("shift"), e.get("agent"));
+        if self.known_shifts.contains(shift) {
+            return Ok(true);
+        }
+        if self.by_statement.contains(agent) || self.open_of(db, agent).await?.is_some() {
+            return Ok(false);
+        }
+        // Never before the agent's previous shift ended, even if a clock stepped back.
+        let mut at = e.time("ts");
+        if let Some(end) = self.latest_end.get(agent) {
+            at = at.max(*end);
+        }
+        self.known_shifts.insert(shift.to_owned());
+        self.open.insert(
+            agent.to_owned(),
+            Some(OpenShift {
+                shift_id: shift.to_owned(),
+                new: Some(NewShift {
+                    agent: agent.to_owned(),
+                    started_at: at,
+                    rate: e.get("rate").parse().unwrap_or(0),
+                    currency: e.get("currency").to_owned(),
+                    timezone: match e.get("tz") {
+                        "" => "UTC".to_owned(),
+                        tz => tz.to_owned(),
+                    },
+                }),
+                status: "available".to_owned(),
+                active: 0,
+                last_seen: at,
+                last: e.id(),
+                segment: Some(("available".to_owned(), at)),
+                dirty: true,
+                segments: vec![(at, "available".to_owned(), None)],
+            }),
+        );
+        Ok(true)
+    }
+
     /// The agent's open shift, read if the batch has not seen the agent yet.
     async fn open_of(
         &mut self,
@@ -282,12 +398,14 @@ impl State<'_> {
     }
 }
 
-/// Writes the changed shift rows and their segments, in one statement each.
+/// Writes the changed shift rows (the new ones inserted first) and their segments, in one
+/// statement each.
 async fn write_shifts(
     db: &mut PgConnection,
     ns: &str,
     shifts: &mut [&mut OpenShift],
 ) -> Result<(), sqlx::Error> {
+    insert_new(db, ns, shifts).await?;
     let (mut ids, mut statuses, mut actives, mut seen, mut ms, mut seq) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     // By (shift, start): the last write of a segment wins.
@@ -345,6 +463,56 @@ async fn write_shifts(
     .bind(&start)
     .bind(&kind)
     .bind(&end)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the shifts this batch started, as they stand now.
+async fn insert_new(
+    db: &mut PgConnection,
+    ns: &str,
+    shifts: &mut [&mut OpenShift],
+) -> Result<(), sqlx::Error> {
+    let new: Vec<(&OpenShift, NewShift)> = shifts
+        .iter_mut()
+        .filter_map(|s| {
+            let n = s.new.take()?;
+            Some((&**s, n))
+        })
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let text = |f: for<'a> fn(&'a OpenShift, &'a NewShift) -> &'a str| -> Vec<String> {
+        new.iter().map(|(s, n)| f(s, n).to_owned()).collect()
+    };
+    let started: Vec<DateTime<Utc>> = new.iter().map(|(_, n)| n.started_at).collect();
+    let rate: Vec<i64> = new.iter().map(|(_, n)| n.rate).collect();
+    let seen: Vec<DateTime<Utc>> = new.iter().map(|(s, _)| s.last_seen).collect();
+    let active: Vec<i32> = new.iter().map(|(s, _)| s.active).collect();
+    let ms: Vec<i64> = new.iter().map(|(s, _)| s.last.0).collect();
+    let seq: Vec<i64> = new.iter().map(|(s, _)| s.last.1).collect();
+    sqlx::query(
+        "INSERT INTO shifts (namespace, shift_id, agent_id, started_at, hourly_rate_cents,
+                             currency, timezone, last_seen_at, status, active_tickets,
+                             last_event_ms, last_event_seq)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::int8[],
+                                  $6::text[], $7::text[], $8::timestamptz[], $9::text[],
+                                  $10::int4[], $11::int8[], $12::int8[])",
+    )
+    .bind(ns)
+    .bind(text(|s, _| &s.shift_id))
+    .bind(text(|_, n| &n.agent))
+    .bind(&started)
+    .bind(&rate)
+    .bind(text(|_, n| &n.currency))
+    .bind(text(|_, n| &n.timezone))
+    .bind(&seen)
+    .bind(text(|s, _| &s.status))
+    .bind(&active)
+    .bind(&ms)
+    .bind(&seq)
     .execute(&mut *db)
     .await?;
     Ok(())

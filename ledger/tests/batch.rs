@@ -78,7 +78,9 @@ fn events(steps: &[(usize, Step, u16)]) -> Vec<Event> {
         let agent = &mut agents[*a];
         let mut fields: Vec<(&str, String)> = vec![("agent", id.to_owned())];
         let kind = match (step, &agent.shift) {
-            (Step::Start, None) => {
+            // With a shift open, a start is what the store emits after Redis lost the end
+            // (the ledger closes the open shift as recovered).
+            (Step::Start, _) => {
                 shifts += 1;
                 let shift = format!("s-{shifts}");
                 fields.extend([
@@ -88,6 +90,7 @@ fn events(steps: &[(usize, Step, u16)]) -> Vec<Event> {
                     ("tz", "Europe/Stockholm".to_owned()),
                 ]);
                 agent.shift = Some(shift);
+                agent.held.clear();
                 "shift_started"
             }
             (Step::Status(s), Some(shift)) => {
