@@ -306,7 +306,9 @@ async fn run_all(
     let handles = connect_fleet(&ctx, own, &stop_rx).await;
     // The servers are still busy with the fleet's log-ins (the ledger opening a shift for each
     // agent, say): the run measures the steady state, so it starts once they are quiet.
-    let settle_secs = settle(&procs, Duration::from_secs(120)).await;
+    // (The ledger takes about a millisecond per agent here; 100,000 agents need minutes.)
+    let settle_limit = Duration::from_secs(60) + Duration::from_millis(3 * args.agents as u64);
+    let settle_secs = settle(&procs, settle_limit).await;
 
     let engine = match args.target {
         Target::Nats if !args.idle => Some(nats::start_engine(ctx.clone()).await?),
