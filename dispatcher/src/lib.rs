@@ -10,8 +10,8 @@
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
 //! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
 //!
-//! All state is in Redis and every transition is one function of `shared/src/dispatch.lua`, so
-//! any number of dispatchers may run against one namespace.
+//! All state is in Redis and every transition is one function of the Lua library in
+//! `shared/src/lua/`, so any number of dispatchers may run against one namespace.
 
 pub mod export;
 pub mod geofence;

@@ -1,6 +1,6 @@
 //! Matching: putting a ticket that needs an agent with the best eligible agent (API.md §5).
 //!
-//! Most matching happens inside the transitions themselves (`shared/src/dispatch.lua`): a
+//! Most matching happens inside the transitions themselves (`shared/src/lua/`): a
 //! transition that frees an agent offers it the best waiting ticket in the same atomic step. What
 //! is left here is the other direction, which needs the choice policy ([`crate::policy`]): a
 //! ticket that needs an agent is "routing" until [`Matcher::route_ticket`] has read its
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use shared::domain::OfferId;
-use shared::store::{Candidate, CandidatePage, Store, StoreError};
+use shared::store::{Candidate, CandidatePage, OfferOutcome, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::policy;
@@ -100,16 +100,17 @@ impl Matcher {
             return Ok(None);
         };
         let offer = OfferId::generate();
-        let timeout = self.store.offer_timeout();
-        if self
+        match self
             .store
-            .offer_ticket(ticket, &best.agent_id, &offer, timeout)
+            .offer_ticket(ticket, &best.agent_id, &offer)
             .await?
         {
-            tracing::debug!(ticket, agent = %best.agent_id, offer = %offer, "offered");
-            return Ok(Some(best.agent_id.clone()));
+            OfferOutcome::Offered { .. } => {
+                tracing::debug!(ticket, agent = %best.agent_id, offer = %offer, "offered");
+                Ok(Some(best.agent_id.clone()))
+            }
+            OfferOutcome::TicketNotQueued | OfferOutcome::AgentNotEligible => Ok(None),
         }
-        Ok(None)
     }
 
     /// The candidates for a queued ticket, from `first` if given (`None` if it is not queued

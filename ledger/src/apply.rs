@@ -10,36 +10,8 @@
 //! offset reset or a restore) is recognised and changes nothing.
 
 use chrono::{DateTime, TimeZone, Utc};
+use shared::events::{Event, StreamEvent, StreamId};
 use sqlx::PgConnection;
-
-/// One entry of the event stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Stream id, milliseconds part.
-    pub ms: i64,
-    /// Stream id, sequence part.
-    pub seq: i64,
-    /// The entry's fields (`type`, `ts`, ids…).
-    pub fields: std::collections::HashMap<String, String>,
-}
-
-impl Event {
-    /// A field, or `""`.
-    pub(crate) fn get(&self, k: &str) -> &str {
-        self.fields.get(k).map(String::as_str).unwrap_or_default()
-    }
-
-    /// A millisecond field as a whole-second time (the ledger's resolution), else the event's.
-    pub(crate) fn time(&self, k: &str) -> DateTime<Utc> {
-        let ms = self.get(k).parse::<i64>().unwrap_or(self.ms);
-        second(ms)
-    }
-
-    /// The stream id.
-    pub(crate) fn id(&self) -> (i64, i64) {
-        (self.ms, self.seq)
-    }
-}
 
 /// Floors milliseconds to the second.
 pub fn second(ms: i64) -> DateTime<Utc> {
@@ -80,14 +52,15 @@ async fn last_applied(
     db: &mut PgConnection,
     ns: &str,
     shift: &str,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Option<StreamId>, sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT last_event_ms, last_event_seq FROM shifts WHERE namespace = $1 AND shift_id = $2",
     )
     .bind(ns)
     .bind(shift)
     .fetch_optional(&mut *db)
-    .await
+    .await?;
+    Ok(row.map(|(ms, seq)| StreamId { ms, seq }))
 }
 
 /// Records that event `e` has been applied to `shift`.
@@ -95,7 +68,7 @@ async fn mark_applied(
     db: &mut PgConnection,
     ns: &str,
     shift: &str,
-    e: &Event,
+    e: &StreamEvent,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE shifts SET last_event_ms = $3, last_event_seq = $4
@@ -103,8 +76,8 @@ async fn mark_applied(
     )
     .bind(ns)
     .bind(shift)
-    .bind(e.ms)
-    .bind(e.seq)
+    .bind(e.id.ms)
+    .bind(e.id.seq)
     .execute(&mut *db)
     .await?;
     Ok(())
@@ -157,12 +130,48 @@ pub(crate) async fn close_shift(
     Ok(true)
 }
 
-async fn start_shift(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), sqlx::Error> {
-    let (shift, agent) = (e.get("shift"), e.get("agent"));
+/// What a `shift_started` event says.
+pub(crate) struct Start<'a> {
+    pub agent: &'a str,
+    pub shift: &'a str,
+    pub rate: i64,
+    pub currency: &'a str,
+    pub tz: &'a str,
+}
+
+impl<'a> Start<'a> {
+    /// The start `e` makes, if it is a `shift_started`.
+    pub(crate) fn of(e: &'a StreamEvent) -> Option<Self> {
+        match &e.event {
+            Event::ShiftStarted {
+                agent,
+                shift,
+                rate,
+                currency,
+                tz,
+            } => Some(Self {
+                agent,
+                shift,
+                rate: *rate,
+                currency,
+                tz: if tz.is_empty() { "UTC" } else { tz },
+            }),
+            _ => None,
+        }
+    }
+}
+
+async fn start_shift(
+    db: &mut PgConnection,
+    ns: &str,
+    e: &StreamEvent,
+    start: &Start<'_>,
+) -> Result<(), sqlx::Error> {
+    let (shift, agent) = (start.shift, start.agent);
     if last_applied(db, ns, shift).await?.is_some() {
         return Ok(());
     }
-    let mut at = e.time("ts");
+    let mut at = second(e.ts);
     // A shift left open (its end lost with a Redis that kept nothing) ends where the new one
     // starts, marked recovered, rather than overlapping it.
     if let Some(open) = open_shift(db, ns, agent).await? {
@@ -187,14 +196,11 @@ async fn start_shift(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), s
     .bind(shift)
     .bind(agent)
     .bind(at)
-    .bind(e.get("rate").parse::<i64>().unwrap_or(0))
-    .bind(e.get("currency"))
-    .bind(match e.get("tz") {
-        "" => "UTC",
-        tz => tz,
-    })
-    .bind(e.ms)
-    .bind(e.seq)
+    .bind(start.rate)
+    .bind(start.currency)
+    .bind(start.tz)
+    .bind(e.id.ms)
+    .bind(e.id.seq)
     .execute(&mut *db)
     .await?;
     // A new shift has no segment yet: it opens available.
@@ -217,21 +223,25 @@ async fn start_shift(db: &mut PgConnection, ns: &str, e: &Event) -> Result<(), s
 pub(crate) async fn apply_boundary(
     db: &mut PgConnection,
     ns: &str,
-    e: &Event,
+    e: &StreamEvent,
 ) -> Result<(), sqlx::Error> {
-    match e.get("type") {
-        "shift_started" => start_shift(db, ns, e).await,
-        "shift_ended" => {
-            let shift = e.get("shift");
-            if last_applied(db, ns, shift)
-                .await?
-                .is_some_and(|last| e.id() > last)
-            {
-                close_shift(db, ns, shift, e.time("ended_at"), e.get("reason"), false).await?;
-                mark_applied(db, ns, shift, e).await?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+    if let Some(start) = Start::of(e) {
+        return start_shift(db, ns, e, &start).await;
     }
+    if let Event::ShiftEnded {
+        shift,
+        ended_at,
+        reason,
+        ..
+    } = &e.event
+    {
+        if last_applied(db, ns, shift)
+            .await?
+            .is_some_and(|last| e.id > last)
+        {
+            close_shift(db, ns, shift, second(*ended_at), reason.as_str(), false).await?;
+            mark_applied(db, ns, shift, e).await?;
+        }
+    }
+    Ok(())
 }

@@ -16,9 +16,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use shared::domain::{AgentStatus, TicketStatus};
+use shared::events::{Event, StreamEvent, StreamId};
 use sqlx::PgConnection;
 
-use crate::apply::{apply_boundary, kind_of, Event};
+use crate::apply::{apply_boundary, kind_of, second, Start};
 
 /// A segment row to write: its start, kind and end (`None` while open).
 type SegmentRow = (DateTime<Utc>, String, Option<DateTime<Utc>>);
@@ -43,7 +45,7 @@ struct OpenShift {
     active: i32,
     last_seen: DateTime<Utc>,
     /// The last stream event applied to the shift.
-    last: (i64, i64),
+    last: StreamId,
     /// The open segment: its kind and start.
     segment: Option<(String, DateTime<Utc>)>,
     /// The shift row needs writing.
@@ -98,23 +100,20 @@ struct State<'a> {
 pub async fn apply_events(
     db: &mut PgConnection,
     ns: &str,
-    events: &[Event],
+    events: &[StreamEvent],
 ) -> Result<(), sqlx::Error> {
     let mut agents: Vec<String> = events
         .iter()
-        .filter(|e| touches_shift(e))
-        .map(|e| e.get("agent").to_owned())
-        .filter(|a| !a.is_empty())
+        .filter(|e| touches_shift(&e.event))
+        .filter_map(|e| e.event.agent())
+        .map(str::to_owned)
         .collect();
     agents.sort();
     agents.dedup();
     if agents.is_empty() {
         return Ok(());
     }
-    let starts: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.get("type") == "shift_started")
-        .collect();
+    let starts: Vec<Start<'_>> = events.iter().filter_map(Start::of).collect();
     let (known_shifts, latest_end) = shifts_before(db, ns, &starts).await?;
     let mut state = State {
         ns,
@@ -125,48 +124,50 @@ pub async fn apply_events(
         by_statement: std::collections::HashSet::new(),
     };
     for e in events {
-        let agent = e.get("agent");
-        match e.get("type") {
-            "shift_started" if state.start_in_memory(db, e).await? => {}
-            "shift_started" | "shift_ended" => {
+        let agent = e.event.agent().unwrap_or_default();
+        match &e.event {
+            Event::ShiftStarted { .. } if state.start_in_memory(db, e).await? => {}
+            Event::ShiftStarted { .. } | Event::ShiftEnded { .. } => {
                 state.flush(db, Some(agent)).await?;
                 apply_boundary(db, ns, e).await?;
                 state.open.remove(agent);
                 state.by_statement.insert(agent.to_owned());
             }
-            "agent_status" => {
-                let status = e.get("status");
-                if status != "offline" {
-                    state
-                        .update_open(db, e, |o| o.status = status.to_owned())
-                        .await?;
-                }
+            Event::AgentStatus { status, .. } if *status != AgentStatus::Offline => {
+                let status = status.as_str();
+                state
+                    .update_open(db, e, |o| o.status = status.to_owned())
+                    .await?;
             }
-            "ticket_assigned" => {
+            Event::TicketAssigned { .. } => {
                 state.update_open(db, e, |o| o.active += 1).await?;
             }
-            "ticket_requeued" => {
+            Event::TicketRequeued { .. } => {
                 state.update_open(db, e, |o| o.active -= 1).await?;
             }
-            "ticket_cancelled" if e.get("was") == "assigned" && !agent.is_empty() => {
+            Event::TicketCancelled {
+                was: TicketStatus::Assigned,
+                ..
+            } if !agent.is_empty() => {
                 state.update_open(db, e, |o| o.active -= 1).await?;
             }
-            "ticket_completed" => {
+            Event::TicketCompleted {
+                ticket, outcome, ..
+            } => {
                 if let Some(shift) = state.update_open(db, e, |o| o.active -= 1).await? {
                     state.completions.push(Completion {
-                        ticket: e.get("ticket").to_owned(),
+                        ticket: ticket.clone(),
                         agent: agent.to_owned(),
                         shift,
-                        at: e.time("ts"),
-                        outcome: e.get("outcome").to_owned(),
+                        at: second(e.ts),
+                        outcome: outcome.as_str().to_owned(),
                     });
                 }
             }
-            "agent_connected" | "agent_disconnected" => {
-                let seen = if e.get("type") == "agent_disconnected" {
-                    e.time("at")
-                } else {
-                    e.time("ts")
+            Event::AgentConnected { .. } | Event::AgentDisconnected { .. } => {
+                let seen = match &e.event {
+                    Event::AgentDisconnected { at, .. } => second(*at),
+                    _ => second(e.ts),
                 };
                 if let Some(open) = state.open_of(db, agent).await? {
                     if seen > open.last_seen {
@@ -184,16 +185,16 @@ pub async fn apply_events(
 /// Whether an event may change a shift.
 fn touches_shift(e: &Event) -> bool {
     matches!(
-        e.get("type"),
-        "shift_started"
-            | "shift_ended"
-            | "agent_status"
-            | "ticket_assigned"
-            | "ticket_requeued"
-            | "ticket_cancelled"
-            | "ticket_completed"
-            | "agent_connected"
-            | "agent_disconnected"
+        e,
+        Event::ShiftStarted { .. }
+            | Event::ShiftEnded { .. }
+            | Event::AgentStatus { .. }
+            | Event::TicketAssigned { .. }
+            | Event::TicketRequeued { .. }
+            | Event::TicketCancelled { .. }
+            | Event::TicketCompleted { .. }
+            | Event::AgentConnected { .. }
+            | Event::AgentDisconnected { .. }
     )
 }
 
@@ -204,7 +205,7 @@ type ShiftRow = (String, String, String, i32, DateTime<Utc>, i64, i64);
 async fn shifts_before(
     db: &mut PgConnection,
     ns: &str,
-    starts: &[&Event],
+    starts: &[Start<'_>],
 ) -> Result<
     (
         std::collections::HashSet<String>,
@@ -215,8 +216,8 @@ async fn shifts_before(
     if starts.is_empty() {
         return Ok(Default::default());
     }
-    let shifts: Vec<&str> = starts.iter().map(|e| e.get("shift")).collect();
-    let agents: Vec<&str> = starts.iter().map(|e| e.get("agent")).collect();
+    let shifts: Vec<&str> = starts.iter().map(|s| s.shift).collect();
+    let agents: Vec<&str> = starts.iter().map(|s| s.agent).collect();
     let known: Vec<String> = sqlx::query_scalar(
         "SELECT shift_id FROM shifts WHERE namespace = $1 AND shift_id = ANY($2)",
     )
@@ -277,7 +278,7 @@ async fn load(
                 status,
                 active,
                 last_seen,
-                last: (ms, seq),
+                last: StreamId { ms, seq },
                 segment,
                 dirty: false,
                 segments: Vec::new(),
@@ -295,9 +296,12 @@ impl State<'_> {
     async fn start_in_memory(
         &mut self,
         db: &mut PgConnection,
-        e: &Event,
+        e: &StreamEvent,
     ) -> Result<bool, sqlx::Error> {
-        let (shift, agent) = (e.get("shift"), e.get("agent"));
+        let Some(start) = Start::of(e) else {
+            return Ok(false);
+        };
+        let (shift, agent) = (start.shift, start.agent);
         if self.known_shifts.contains(shift) {
             return Ok(true);
         }
@@ -305,7 +309,7 @@ impl State<'_> {
             return Ok(false);
         }
         // Never before the agent's previous shift ended, even if a clock stepped back.
-        let mut at = e.time("ts");
+        let mut at = second(e.ts);
         if let Some(end) = self.latest_end.get(agent) {
             at = at.max(*end);
         }
@@ -317,17 +321,14 @@ impl State<'_> {
                 new: Some(NewShift {
                     agent: agent.to_owned(),
                     started_at: at,
-                    rate: e.get("rate").parse().unwrap_or(0),
-                    currency: e.get("currency").to_owned(),
-                    timezone: match e.get("tz") {
-                        "" => "UTC".to_owned(),
-                        tz => tz.to_owned(),
-                    },
+                    rate: start.rate,
+                    currency: start.currency.to_owned(),
+                    timezone: start.tz.to_owned(),
                 }),
                 status: "available".to_owned(),
                 active: 0,
                 last_seen: at,
-                last: e.id(),
+                last: e.id,
                 segment: Some(("available".to_owned(), at)),
                 dirty: true,
                 segments: vec![(at, "available".to_owned(), None)],
@@ -354,19 +355,22 @@ impl State<'_> {
     async fn update_open(
         &mut self,
         db: &mut PgConnection,
-        e: &Event,
+        e: &StreamEvent,
         change: impl FnOnce(&mut OpenShift),
     ) -> Result<Option<String>, sqlx::Error> {
-        let Some(open) = self.open_of(db, e.get("agent")).await? else {
+        let Some(open) = self
+            .open_of(db, e.event.agent().unwrap_or_default())
+            .await?
+        else {
             return Ok(None);
         };
-        if e.id() <= open.last {
+        if e.id <= open.last {
             return Ok(None);
         }
-        let at = e.time("ts");
+        let at = second(e.ts);
         change(open);
         open.active = open.active.max(0);
-        open.last = e.id();
+        open.last = e.id;
         open.last_seen = open.last_seen.max(at);
         open.dirty = true;
         let kind = kind_of(&open.status, open.active);
@@ -415,8 +419,8 @@ async fn write_shifts(
         statuses.push(s.status.clone());
         actives.push(s.active);
         seen.push(s.last_seen);
-        ms.push(s.last.0);
-        seq.push(s.last.1);
+        ms.push(s.last.ms);
+        seq.push(s.last.seq);
         for row in s.segments.drain(..) {
             segments.insert((s.shift_id.clone(), row.0), row);
         }
@@ -491,8 +495,8 @@ async fn insert_new(
     let rate: Vec<i64> = new.iter().map(|(_, n)| n.rate).collect();
     let seen: Vec<DateTime<Utc>> = new.iter().map(|(s, _)| s.last_seen).collect();
     let active: Vec<i32> = new.iter().map(|(s, _)| s.active).collect();
-    let ms: Vec<i64> = new.iter().map(|(s, _)| s.last.0).collect();
-    let seq: Vec<i64> = new.iter().map(|(s, _)| s.last.1).collect();
+    let ms: Vec<i64> = new.iter().map(|(s, _)| s.last.ms).collect();
+    let seq: Vec<i64> = new.iter().map(|(s, _)| s.last.seq).collect();
     sqlx::query(
         "INSERT INTO shifts (namespace, shift_id, agent_id, started_at, hourly_rate_cents,
                              currency, timezone, last_seen_at, status, active_tickets,

@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use shared::events::{EventError, StreamEvent, StreamId};
 use shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{close_shift, Event};
+use crate::apply::close_shift;
 use crate::batch::apply_events;
 use crate::{Ledger, LedgerError};
 
@@ -28,10 +29,12 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// readable for operators, audits and consumers that come later.
 const RETAIN: Duration = Duration::from_secs(3600);
 
-/// Parses a stream id `ms-seq`.
-fn parse_id(id: &str) -> Option<(i64, i64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+/// A batch read from the stream: the events this build knows, the entries it could not read
+/// (kept in `ledger_rejects`), and the last id read.
+struct Batch {
+    events: Vec<StreamEvent>,
+    unreadable: Vec<(StreamId, HashMap<String, String>, String)>,
+    last: StreamId,
 }
 
 impl Ledger {
@@ -65,60 +68,69 @@ impl Ledger {
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(store.keys().events(), &start, "+", BATCH)
             .await?;
-        let events: Vec<Event> = reply
-            .ids
-            .into_iter()
-            .filter_map(|entry| {
-                let (ms, seq) = parse_id(&entry.id)?;
-                let fields: HashMap<String, String> = entry
-                    .map
-                    .into_iter()
-                    .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
-                    .collect();
-                Some(Event { ms, seq, fields })
-            })
-            .collect();
-        let Some(last) = events.last() else {
+        let read = reply.ids.len();
+        let Some(batch) = read_batch(reply) else {
             return Ok(0);
         };
-        let (last_ms, last_seq) = (last.ms, last.seq);
-        match self.store_batch(&events, false).await {
+        match self.store_batch(&batch, false).await {
             Err(LedgerError::Database(sqlx::Error::Database(e))) => {
                 // The database refused an event (a constraint): find it, record it, go on,
                 // rather than retrying the same batch forever.
                 tracing::warn!(error = %e, "a batch was refused; applying it event by event");
-                self.store_batch(&events, true).await?;
+                self.store_batch(&batch, true).await?;
             }
             other => other?,
         }
-        self.trim(store, last_ms, last_seq).await;
-        Ok(events.len())
+        self.trim(store, batch.last).await;
+        Ok(read)
     }
 
-    /// Applies `events` and advances the offset in one transaction. With `isolate`, each event
+    /// Applies `batch` and advances the offset in one transaction. With `isolate`, each event
     /// runs under a savepoint and one the database refuses goes to `ledger_rejects` instead.
-    async fn store_batch(&self, events: &[Event], isolate: bool) -> Result<(), LedgerError> {
-        let Some(last) = events.last() else {
-            return Ok(());
-        };
+    async fn store_batch(&self, batch: &Batch, isolate: bool) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         if isolate {
-            for event in events {
+            for event in &batch.events {
                 self.apply_isolated(&mut tx, event).await?;
             }
         } else {
-            apply_events(&mut tx, &self.namespace, events).await?;
+            apply_events(&mut tx, &self.namespace, &batch.events).await?;
+        }
+        for (id, fields, error) in &batch.unreadable {
+            self.reject(&mut tx, *id, fields, error).await?;
         }
         sqlx::query(
             "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO UPDATE SET last_ms = $2, last_seq = $3",
         )
         .bind(&self.namespace)
-        .bind(last.ms)
-        .bind(last.seq)
+        .bind(batch.last.ms)
+        .bind(batch.last.seq)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an event the ledger could not apply, for an operator.
+    async fn reject(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        id: StreamId,
+        fields: &HashMap<String, String>,
+        error: &str,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO ledger_rejects (namespace, event_ms, event_seq, event, error)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.namespace)
+        .bind(id.ms)
+        .bind(id.seq)
+        .bind(serde_json::to_value(fields).unwrap_or_default())
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 
@@ -126,7 +138,7 @@ impl Ledger {
     async fn apply_isolated(
         &self,
         tx: &mut sqlx::PgConnection,
-        event: &Event,
+        event: &StreamEvent,
     ) -> Result<(), LedgerError> {
         sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
         match apply_events(tx, &self.namespace, std::slice::from_ref(event)).await {
@@ -135,54 +147,38 @@ impl Ledger {
                 sqlx::query("ROLLBACK TO SAVEPOINT event")
                     .execute(&mut *tx)
                     .await?;
-                tracing::error!(error = %refusal, ms = event.ms, seq = event.seq, "event refused by the ledger; recorded in ledger_rejects");
-                sqlx::query(
-                    "INSERT INTO ledger_rejects (namespace, event_ms, event_seq, event, error)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(&self.namespace)
-                .bind(event.ms)
-                .bind(event.seq)
-                .bind(serde_json::to_value(&event.fields).unwrap_or_default())
-                .bind(refusal.to_string())
-                .execute(&mut *tx)
-                .await?;
-                Ok(())
+                tracing::error!(error = %refusal, event = %event.id, "event refused by the ledger; recorded in ledger_rejects");
+                self.reject(tx, event.id, &event.to_fields(), &refusal.to_string())
+                    .await
             }
             Err(other) => Err(other.into()),
         }
     }
 
-    /// Drops from the stream what the ledger stored over an hour ago, unless the matcher has not
-    /// read it yet.
-    async fn trim(&self, store: &Store, ms: i64, seq: i64) {
+    /// Drops from the stream what the ledger stored over an hour ago. (The ledger is the
+    /// stream's only reader that needs its past: matching does not read the stream, and a
+    /// consumer group an earlier version left on it does not hold trimming back.)
+    async fn trim(&self, store: &Store, stored: StreamId) {
         let Ok(now) = store.now_ms().await else {
             return;
         };
         let retain = i64::try_from(RETAIN.as_millis()).unwrap_or(i64::MAX);
-        let (ms, seq) = if now - retain < ms {
-            (now - retain, 0)
+        let StreamId { ms, seq } = if now - retain < stored.ms {
+            StreamId {
+                ms: now - retain,
+                seq: 0,
+            }
         } else {
-            (ms, seq)
+            stored
         };
         let mut conn = store.conn();
-        let groups: Result<redis::streams::StreamInfoGroupsReply, _> =
-            conn.xinfo_groups(store.keys().events()).await;
-        let matcher_done = groups.is_ok_and(|g| {
-            g.groups.iter().all(|group| {
-                parse_id(&group.last_delivered_id).is_some_and(|id| id >= (ms, seq))
-                    && group.pending == 0
-            })
-        });
-        if matcher_done {
-            let _: Result<i64, _> = redis::cmd("XTRIM")
-                .arg(store.keys().events())
-                .arg("MINID")
-                .arg("~")
-                .arg(format!("{ms}-{seq}"))
-                .query_async(&mut conn)
-                .await;
-        }
+        let _: Result<i64, _> = redis::cmd("XTRIM")
+            .arg(store.keys().events())
+            .arg("MINID")
+            .arg("~")
+            .arg(format!("{ms}-{seq}"))
+            .query_async(&mut conn)
+            .await;
     }
 
     /// Closes open shifts the live state no longer has (Redis lost them, or every instance
@@ -276,4 +272,35 @@ impl Ledger {
         }
         Ok(true)
     }
+}
+
+/// Parses what XRANGE read; `None` if it read nothing. Kinds this build does not know (a newer
+/// build's) are skipped; entries of a known kind it cannot read are kept aside as unreadable.
+fn read_batch(reply: redis::streams::StreamRangeReply) -> Option<Batch> {
+    let mut batch = Batch {
+        events: Vec::with_capacity(reply.ids.len()),
+        unreadable: Vec::new(),
+        last: StreamId::parse(&reply.ids.last()?.id)?,
+    };
+    for entry in reply.ids {
+        let Some(id) = StreamId::parse(&entry.id) else {
+            continue;
+        };
+        let fields: HashMap<String, String> = entry
+            .map
+            .into_iter()
+            .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
+            .collect();
+        match StreamEvent::parse(id, &fields) {
+            Ok(event) => batch.events.push(event),
+            Err(EventError::UnknownKind(kind)) => {
+                tracing::debug!(%id, kind, "an event of a kind this build does not know");
+            }
+            Err(e) => {
+                tracing::error!(%id, error = %e, "an unreadable event; recorded in ledger_rejects");
+                batch.unreadable.push((id, fields, e.to_string()));
+            }
+        }
+    }
+    Some(batch)
 }

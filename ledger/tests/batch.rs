@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use ledger::apply::Event;
 use ledger::batch::apply_events;
 use ledger::Ledger;
 use proptest::prelude::*;
+use shared::events::{StreamEvent as Event, StreamId};
 use sqlx::PgPool;
 
 const AGENTS: [&str; 2] = ["b-1", "b-2"];
@@ -160,8 +160,8 @@ fn events(steps: &[(usize, Step, u16)]) -> Vec<Event> {
     // Stream ids increase: the sequence part numbers events within a millisecond.
     let mut last = (0, 0);
     for e in &mut out {
-        e.seq = if e.ms == last.0 { last.1 + 1 } else { 0 };
-        last = (e.ms, e.seq);
+        e.id.seq = if e.id.ms == last.0 { last.1 + 1 } else { 0 };
+        last = (e.id.ms, e.id.seq);
     }
     out
 }
@@ -173,11 +173,8 @@ fn event(ms: i64, kind: &str, fields: &[(&str, String)]) -> Event {
         .collect();
     map.insert("type".into(), kind.into());
     map.insert("ts".into(), ms.to_string());
-    Event {
-        ms,
-        seq: 0,
-        fields: map,
-    }
+    Event::parse(StreamId { ms, seq: 0 }, &map)
+        .expect("the generator writes events the store could")
 }
 
 /// Applies `events` in batches cut at `cuts` (positions), each batch in its own transaction.
@@ -266,7 +263,14 @@ async fn run_case(steps: Vec<(usize, Step, u16)>, cuts: Vec<usize>) -> Result<()
     }
     let names: Vec<String> = events
         .iter()
-        .map(|e| format!("{} {} {}", e.ms, e.fields["type"], e.fields["agent"]))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.id.ms,
+                e.event.kind().as_str(),
+                e.event.agent().unwrap_or_default()
+            )
+        })
         .collect();
     if got_whole != want {
         return Err(format!(

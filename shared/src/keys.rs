@@ -1,9 +1,10 @@
 //! The Redis key schema: every key, stream and channel name comes from here.
 //!
 //! All names of a namespace share the prefix `{<namespace>}:`. The braces are a Redis Cluster
-//! hash tag: every key of a namespace lives in one slot, so the functions in `dispatch.lua` may
-//! touch several keys atomically on a cluster too. The Lua library derives the same names from
-//! the same prefix (it receives the events stream key and strips `events`); the layout is:
+//! hash tag: every key of a namespace lives in one slot, so the functions of the Lua library may
+//! touch several keys atomically on a cluster too. The library derives the same names from the
+//! same prefix (it receives the events stream key and strips `events`) with the table of
+//! `src/lua/keys.lua`, which a test compares with this module, name by name. The layout is:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -35,6 +36,32 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The name of every key function below, as `src/lua/keys.lua` names the same key.
+    pub const NAMES: &'static [&'static str] = &[
+        "agents",
+        "agent",
+        "agent_tickets",
+        "free",
+        "free_skill",
+        "free_region",
+        "ticket",
+        "declined",
+        "queue",
+        "routing",
+        "route_queue",
+        "queues",
+        "offer",
+        "deadlines",
+        "grace",
+        "gateways",
+        "gateway_conns",
+        "idempotency",
+        "seq",
+        "lease",
+        "events",
+        "push_channel",
+    ];
+
     /// Names for `namespace` (already validated as an identifier, so it holds no braces).
     pub fn new(namespace: &str) -> Self {
         Self {
@@ -66,9 +93,29 @@ impl Keys {
         self.key(&format!("agent:{id}:tickets"))
     }
 
+    /// Free agents who speak `language`.
+    pub fn free(&self, language: &str) -> String {
+        self.key(&format!("free:{language}"))
+    }
+
+    /// Free agents who speak `language` and have `skill` (at any level).
+    pub fn free_skill(&self, language: &str, skill: &str) -> String {
+        self.key(&format!("free:{language}:{skill}"))
+    }
+
+    /// Free agents who speak `language` and are inside geofence `region`.
+    pub fn free_region(&self, language: &str, region: &str) -> String {
+        self.key(&format!("free:{language}:@{region}"))
+    }
+
     /// One ticket's hash.
     pub fn ticket(&self, id: &str) -> String {
         self.key(&format!("ticket:{id}"))
+    }
+
+    /// The agents who declined a ticket or let its offer lapse.
+    pub fn declined(&self, ticket: &str) -> String {
+        self.key(&format!("ticket:{ticket}:declined"))
     }
 
     /// The waiting queue of a language.
@@ -109,6 +156,26 @@ impl Keys {
     /// Gateway instances by heartbeat.
     pub fn gateways(&self) -> String {
         self.key("gateways")
+    }
+
+    /// The agents connected through a gateway instance.
+    pub fn gateway_conns(&self, instance: &str) -> String {
+        self.key(&format!("gw:{instance}:conns"))
+    }
+
+    /// An `Idempotency-Key` (already hashed).
+    pub fn idempotency(&self, key: &str) -> String {
+        self.key(&format!("idem:{key}"))
+    }
+
+    /// The namespace's ticket counter.
+    pub fn seq(&self) -> String {
+        self.key("seq")
+    }
+
+    /// A lease.
+    pub fn lease(&self, name: &str) -> String {
+        self.key(&format!("lease:{name}"))
     }
 
     /// The event stream; also the key every function call is routed by.

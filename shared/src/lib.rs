@@ -8,13 +8,16 @@
 //! - [`auth`]: JWT claims and verification.
 //! - [`config`]: the typed configuration read from the environment.
 //! - [`keys`]: the Redis key schema; [`store`]: the Redis store, whose state transitions are
-//!   the functions of `dispatch.lua`, each one atomic and each appending to the event stream.
+//!   the functions of the Lua library in `src/lua/` (joined by `build.rs`), each one atomic,
+//!   each replying a typed result and appending to the event stream, whose entries
+//!   [`events`] parses.
 //! - [`telemetry`]: tracing setup.
 
 pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod protocol;
 pub mod store;

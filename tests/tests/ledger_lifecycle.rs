@@ -259,16 +259,17 @@ async fn a_dead_gateways_shift_ends_at_its_last_heartbeat_marked_recovered() {
     app.add_agent("g-4", &profile(&["sv"], json!({}), 1)).await;
     let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
     let gone = "gw-dead-instance";
-    let reply = store
-        .fcall("connect", &["g-4", "conn-dead", gone])
+    let agent = shared::domain::AgentId::try_from("g-4").expect("an agent id");
+    store
+        .connect(&agent, "conn-dead", gone)
         .await
         .expect("connect");
-    assert_eq!(reply[0], "ok", "{reply:?}");
-    let reply = store
-        .fcall("set_status", &["g-4", "available", "s-dead-gw"])
+    let now = store
+        .set_status(&agent, shared::domain::RequestedStatus::Available)
         .await
         .expect("set_status");
-    assert_eq!(reply[0], "ok", "{reply:?}");
+    assert_eq!(now.status, shared::domain::AgentStatus::Available);
+    let shift = now.shift_id.expect("a shift started");
     let started = redis_now_ms().await;
     // Its last heartbeat: two seconds into the shift.
     let last_beat = started + 2000;
@@ -286,7 +287,7 @@ async fn a_dead_gateways_shift_ends_at_its_last_heartbeat_marked_recovered() {
     })
     .await;
     let rows = closed_rows(&app.dispatchers[0], &from, &to, "g-4", 1).await;
-    let r = row(&rows, "s-dead-gw");
+    let r = row(&rows, &shift);
     assert_eq!(
         secs_of(r, "ended_at"),
         last_beat / 1000,
@@ -303,7 +304,7 @@ async fn a_dead_gateways_shift_ends_at_its_last_heartbeat_marked_recovered() {
     );
     assert_eq!(num(r, "paid_secs"), num(r, "online_secs"), "{r}");
     assert_eq!(
-        record(&app.namespace, "s-dead-gw").await,
+        record(&app.namespace, &shift).await,
         format!("true|recovered|{}", last_beat / 1000)
     );
 }

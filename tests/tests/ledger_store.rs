@@ -317,3 +317,51 @@ async fn a_clock_step_back_does_not_stall_the_ledger() {
     assert_eq!(num(row(&rows, "s-q2"), "online_secs"), 1700, "{rows:#?}");
     assert_eq!(num(row(&rows, "s-q1-a"), "online_secs"), 3600, "{rows:#?}");
 }
+
+#[tokio::test]
+async fn events_stored_over_an_hour_ago_leave_the_stream_whatever_groups_are_left_on_it() {
+    let app = spawn_app().await;
+    let key = format!("{{{}}}:events", app.namespace);
+    let mut conn = app.redis().await;
+    // A consumer group an earlier version's matcher read the stream in, left behind.
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("matcher")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .expect("xgroup create");
+    // Events from long ago (more than a stream node's worth: trimming drops whole nodes).
+    let old = 300;
+    for i in 0..old {
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg(format!("1000-{i}"))
+            .arg("type")
+            .arg("agent_upserted")
+            .arg("ts")
+            .arg("1000")
+            .arg("agent")
+            .arg("a-old")
+            .query_async(&mut conn)
+            .await
+            .expect("xadd");
+    }
+    support::wait_applied(&app.namespace, &format!("1000-{}", old - 1)).await;
+
+    support::eventually(
+        "the ledger to trim what it stored",
+        std::time::Duration::from_secs(20),
+        || async {
+            let len: i64 = redis::cmd("XLEN")
+                .arg(&key)
+                .query_async(&mut app.redis().await)
+                .await
+                .expect("xlen");
+            (len < old).then_some(())
+        },
+    )
+    .await;
+}

@@ -337,15 +337,12 @@ impl Connection {
                 return self.bad_frame(e, reference).await;
             }
             ClientMessage::SetStatus(s) => {
-                store
-                    .set_status(&self.agent, s.status)
-                    .await
-                    .map(|(status, _)| {
-                        Some(ServerMessage::Status {
-                            status,
-                            reason: StatusReason::Requested,
-                        })
+                store.set_status(&self.agent, s.status).await.map(|now| {
+                    Some(ServerMessage::Status {
+                        status: now.status,
+                        reason: StatusReason::Requested,
                     })
+                })
             }
             ClientMessage::Accept(a) => store
                 .accept(&self.agent, &a.offer_id)

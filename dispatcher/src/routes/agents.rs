@@ -5,7 +5,7 @@ use http_kit::{parse_id, Admin, ApiError, Authenticated, ValidJson};
 use serde::Deserialize;
 use shared::domain::{AgentId, AgentProfile, AgentStatus};
 use shared::error::ErrorCode;
-use shared::store::{ProfileFields, Store};
+use shared::store::{ProfileFields, Store, Upserted};
 
 use crate::geofence::Geofences;
 
@@ -35,7 +35,7 @@ pub async fn put(
         .put_agent(&id, &ProfileFields::new(&profile, &regions))
         .await?;
     let view = store.agent(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(if created {
+    Ok(if created == Upserted::Created {
         HttpResponse::Created().json(view)
     } else {
         HttpResponse::Ok().json(view)

@@ -1,12 +1,16 @@
 //! The Redis store: one multiplexed connection manager, cloned, and the function library.
 //!
-//! Every state transition is a call to a function of `dispatch.lua` ([`Store::fcall`]); reads
-//! for the REST views are plain hash reads ([`read`]). The manager is lazy and reconnects by
-//! itself, so a service starts and stays up while Redis is away; calls fail with
-//! [`StoreError::Unavailable`] meanwhile, which handlers turn into 503s and `error` frames.
+//! Every state transition is a call to a function of the Lua library ([`library`], the files of
+//! `src/lua/`): [`Store::call`] makes it and parses the reply into the type the caller names
+//! ([`reply`]); [`ops`] has one typed method per function. Reads for the REST views are plain
+//! hash reads ([`read`]). The manager is lazy and reconnects by itself, so a service starts and
+//! stays up while Redis is away; calls fail with [`StoreError::Unavailable`] meanwhile, which
+//! handlers turn into 503s and `error` frames.
 
+pub mod library;
 mod ops;
 mod read;
+pub mod reply;
 
 use std::time::Duration;
 
@@ -16,33 +20,18 @@ use redis::{FromRedisValue, Value};
 use crate::error::ErrorCode;
 use crate::keys::Keys;
 
-pub use ops::{
-    Candidate, CandidatePage, ConnectReply, CreatedTicket, NewTicketFields, ProfileFields,
-};
+pub use library::{library, library_version, Function};
+pub use ops::{NewTicketFields, ProfileFields};
 pub use read::{assigned_frame, pairs};
+pub use reply::{
+    Candidate, CandidatePage, ConnectReply, CreatedTicket, FromReply, OfferOutcome, StatusNow,
+    Upserted,
+};
 
 /// How often a gateway instance records that it is alive.
 pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);
 /// After how long without a heartbeat a gateway's connections count as dropped.
 pub const GATEWAY_SILENCE: Duration = Duration::from_secs(15);
-
-/// The function library's source, with `__VERSION__` where its version goes.
-const LIBRARY_SOURCE: &str = include_str!("../dispatch.lua");
-
-/// The library's version: a hash of its source. Function names carry it, so two builds sharing
-/// one Redis never call each other's code.
-pub fn library_version() -> &'static str {
-    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(|| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(LIBRARY_SOURCE.as_bytes()))[..12].to_owned()
-    })
-}
-
-/// The function library as loaded into Redis (at start, and again if Redis lost it).
-pub fn library() -> String {
-    LIBRARY_SOURCE.replace("__VERSION__", library_version())
-}
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +61,7 @@ impl From<redis::RedisError> for StoreError {
         {
             Self::Unavailable(e)
         } else {
-            Self::Corrupt(e.to_string())
+            Self::Corrupt(library::annotate(&e.to_string()))
         }
     }
 }
@@ -88,7 +77,7 @@ pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
     /// How long the offers made inside a transition last: a transition that frees an agent
-    /// offers it the next waiting ticket in the same atomic step (see `dispatch.lua`).
+    /// offers it the next waiting ticket in the same atomic step (see `src/lua/matching.lua`).
     offer_timeout: Duration,
 }
 
@@ -167,38 +156,40 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `dispatch_<name>_<version>` with `args`; the reply's first word is `ok`-like or an error code.
-    pub async fn fcall(&self, name: &str, args: &[&str]) -> Result<Vec<String>, StoreError> {
-        let function = format!("dispatch_{name}_{}", library_version());
+    /// Calls `function` with `args` and parses its reply as `R`: a refusal (`error`, code)
+    /// becomes [`StoreError::Rejected`]. A library Redis lost (a restart) is loaded again.
+    pub async fn call<R: FromReply>(
+        &self,
+        function: Function,
+        args: &[&str],
+    ) -> Result<R, StoreError> {
+        let name = function.versioned();
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg(&function).arg(1).arg(self.keys.events()).arg(args);
+        cmd.arg(&name).arg(1).arg(self.keys.events()).arg(args);
         let mut conn = self.conn();
         let value = match cmd.query_async::<Value>(&mut conn).await {
             Err(e) if is_missing_function(&e) => {
-                tracing::warn!(%function, "function library missing (redis restarted?), reloading");
+                tracing::warn!(function = %name, "function library missing (redis restarted?), reloading");
                 self.load_library().await?;
                 cmd.query_async::<Value>(&mut conn).await?
             }
             other => other?,
         };
         let words = Vec::<String>::from_redis_value(value)
-            .map_err(|e| StoreError::Corrupt(format!("{function}: {e}")))?;
-        match words.first().map(String::as_str) {
-            None => Err(StoreError::Corrupt(format!("{function}: empty reply"))),
-            Some(first) => match ErrorCode::from_name(first) {
+            .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?;
+        if words.first().map(String::as_str) == Some("error") {
+            let code = words.get(1).map(String::as_str).unwrap_or_default();
+            return match ErrorCode::from_name(code) {
                 Some(code) => Err(StoreError::Rejected(code)),
-                None => Ok(words),
-            },
+                None => Err(StoreError::Corrupt(format!(
+                    "{name}: refused with an unknown code {code:?}"
+                ))),
+            };
         }
+        R::from_reply(function.name(), words)
     }
 }
 
 fn is_missing_function(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
-}
-
-/// Parses a reply word as a number.
-fn num<T: std::str::FromStr>(what: &str, s: Option<&String>) -> Result<T, StoreError> {
-    s.and_then(|s| s.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("{what}: not a number: {s:?}")))
 }

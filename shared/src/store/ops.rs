@@ -1,9 +1,12 @@
-//! Typed calls of the function library's transitions.
+//! One typed method per function of the library: its arguments in, its reply type out.
 
 use std::time::Duration;
 
-use super::read::{assigned_frame, pairs};
-use super::{num, Store, StoreError};
+use super::reply::{
+    CandidatePage, ConnectReply, Count, CreatedTicket, Done, Ids, LeaseState, OfferOutcome,
+    StatusNow, Upserted,
+};
+use super::{Function, Store, StoreError};
 use crate::domain::{
     AgentId, AgentProfile, AgentStatus, NewTicket, OfferId, Outcome, RequestedStatus, TicketId,
 };
@@ -98,87 +101,6 @@ impl NewTicketFields {
     }
 }
 
-/// One agent that may be the best for a ticket, with what the choice policy orders by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// The agent.
-    pub agent_id: String,
-    /// Tickets it holds.
-    pub active: u32,
-    /// Its last assignment (or going available), ms.
-    pub idle_since: i64,
-    /// Its summed level over the ticket's skills.
-    pub summed_level: u32,
-    /// Whether it is the ticket's preferred agent.
-    pub preferred: bool,
-}
-
-/// A page of candidates and where to continue, if the index holds more to look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidatePage {
-    /// Candidates found on this page.
-    pub candidates: Vec<Candidate>,
-    /// The offset of the next page, if the page ended before an eligible agent was found.
-    pub next_offset: Option<u64>,
-}
-
-/// What `create_ticket` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreatedTicket {
-    /// A new ticket, created at `created_ms` (Redis's clock), with the first page of its
-    /// candidates: route it (`Matcher::route_created`). An empty page that ends the index means
-    /// no agent can take it now, and it waits in its queue.
-    Created {
-        /// The ticket.
-        id: String,
-        /// When it was created, ms.
-        created_ms: i64,
-        /// Its first page of candidates.
-        page: CandidatePage,
-    },
-    /// The ticket an earlier request with the same `Idempotency-Key` and body created.
-    Existing(String),
-}
-
-/// Parses `[next offset, id, active, idle_since, summed level, preferred, ...]`.
-fn candidate_page(words: &[String]) -> Result<CandidatePage, StoreError> {
-    let next: i64 = num("candidates offset", words.first())?;
-    let mut candidates = Vec::new();
-    for c in words.get(1..).unwrap_or_default().chunks(5) {
-        if c.len() < 5 {
-            return Err(StoreError::Corrupt("candidates: short record".into()));
-        }
-        candidates.push(Candidate {
-            agent_id: c[0].clone(),
-            active: num("active", Some(&c[1]))?,
-            idle_since: num("idle_since", Some(&c[2]))?,
-            summed_level: num("summed_level", Some(&c[3]))?,
-            preferred: c[4] == "1",
-        });
-    }
-    Ok(CandidatePage {
-        candidates,
-        next_offset: u64::try_from(next).ok(),
-    })
-}
-
-/// What `connect` tells the gateway about the agent, to build its `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectReply {
-    /// Status now.
-    pub status: AgentStatus,
-    /// Shift now.
-    pub shift_id: Option<String>,
-    /// Pending offer.
-    pub offer_id: Option<String>,
-    /// Tickets held.
-    pub tickets: Vec<String>,
-}
-
-fn non_empty(s: Option<&String>) -> Option<String> {
-    s.filter(|s| !s.is_empty()).cloned()
-}
-
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()
 }
@@ -190,34 +112,35 @@ impl Store {
         [OfferId::generate().to_string(), millis(self.offer_timeout)]
     }
 
-    /// Creates or replaces a profile; `true` when created. A free agent is offered the best
-    /// waiting ticket it can now take.
-    pub async fn put_agent(&self, id: &AgentId, p: &ProfileFields) -> Result<bool, StoreError> {
+    /// Creates or replaces a profile. A free agent is offered the best waiting ticket it can
+    /// now take.
+    pub async fn put_agent(&self, id: &AgentId, p: &ProfileFields) -> Result<Upserted, StoreError> {
         let offer = self.next_offer();
-        let reply = self
-            .fcall(
-                "put_agent",
-                &[
-                    id.as_str(),
-                    &p.json,
-                    &p.langs,
-                    &p.skills,
-                    &p.regions,
-                    &p.max.to_string(),
-                    &p.rate.to_string(),
-                    &p.currency,
-                    &p.tz,
-                    &offer[0],
-                    &offer[1],
-                ],
-            )
-            .await?;
-        Ok(reply[0] == "created")
+        let (max, rate) = (p.max.to_string(), p.rate.to_string());
+        self.call(
+            Function::PutAgent,
+            &[
+                id.as_str(),
+                &p.json,
+                &p.langs,
+                &p.skills,
+                &p.regions,
+                &max,
+                &rate,
+                &p.currency,
+                &p.tz,
+                &offer[0],
+                &offer[1],
+            ],
+        )
+        .await
     }
 
     /// Removes an agent: closes its connection, ends its shift, requeues its work.
     pub async fn remove_agent(&self, id: &AgentId) -> Result<(), StoreError> {
-        self.fcall("remove_agent", &[id.as_str()]).await.map(drop)
+        self.call::<Done>(Function::RemoveAgent, &[id.as_str()])
+            .await
+            .map(drop)
     }
 
     /// Creates a ticket, or finds the one created before under the same idempotency key. A new
@@ -236,55 +159,38 @@ impl Store {
             args.push(k);
             args.push(v);
         }
-        let reply = self.fcall("create_ticket", &args).await?;
-        let ticket = reply
-            .get(1)
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt("create_ticket: no id".into()))?;
-        if reply[0] != "created" {
-            return Ok(CreatedTicket::Existing(ticket));
-        }
-        Ok(CreatedTicket::Created {
-            id: ticket,
-            created_ms: num("create_ticket created", reply.get(2))?,
-            page: candidate_page(reply.get(3..).unwrap_or_default())?,
-        })
+        self.call(Function::CreateTicket, &args).await
     }
 
-    /// A page of candidates for a queued ticket; `None` if it is no longer queued.
+    /// A page of candidates for a queued ticket; `None` if it is no longer queued. A page with
+    /// no candidates and no next offset means nobody can take the ticket now: it was parked in
+    /// its queue.
     pub async fn candidates(
         &self,
         ticket: &str,
         offset: u64,
         limit: u64,
     ) -> Result<Option<CandidatePage>, StoreError> {
-        let reply = self
-            .fcall(
-                "candidates",
-                &[ticket, &offset.to_string(), &limit.to_string()],
-            )
-            .await?;
-        if reply[0] != "candidates" {
-            return Ok(None);
-        }
-        candidate_page(&reply[1..]).map(Some)
+        self.call(
+            Function::Candidates,
+            &[ticket, &offset.to_string(), &limit.to_string()],
+        )
+        .await
     }
 
-    /// Offers a queued ticket to an agent; `false` if either is no longer free for it.
+    /// Offers a queued ticket to an agent (for the store's offer timeout), if both are still
+    /// free for it.
     pub async fn offer_ticket(
         &self,
         ticket: &str,
         agent: &str,
         offer: &OfferId,
-        timeout: Duration,
-    ) -> Result<bool, StoreError> {
-        let reply = self
-            .fcall(
-                "offer_ticket",
-                &[ticket, agent, offer.as_str(), &millis(timeout)],
-            )
-            .await?;
-        Ok(reply[0] == "offered")
+    ) -> Result<OfferOutcome, StoreError> {
+        self.call(
+            Function::OfferTicket,
+            &[ticket, agent, offer.as_str(), &millis(self.offer_timeout)],
+        )
+        .await
     }
 
     /// Routing tickets no dispatcher has finished with for `older` (it died): up to `limit`,
@@ -294,10 +200,13 @@ impl Store {
         limit: u32,
         older: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        let reply = self
-            .fcall("stale_routing", &[&limit.to_string(), &millis(older)])
+        let ids: Ids = self
+            .call(
+                Function::StaleRouting,
+                &[&limit.to_string(), &millis(older)],
+            )
             .await?;
-        Ok(reply.into_iter().skip(1).collect())
+        Ok(ids.0)
     }
 
     /// The agent accepts an offer; returns the `assigned` frame. An agent with capacity left is
@@ -308,17 +217,11 @@ impl Store {
         offer: &OfferId,
     ) -> Result<AssignedFrame, StoreError> {
         let next = self.next_offer();
-        let mut reply = self
-            .fcall(
-                "accept",
-                &[agent.as_str(), offer.as_str(), &next[0], &next[1]],
-            )
-            .await?;
-        if reply.len() < 2 {
-            return Err(StoreError::Corrupt("accept: no ticket".into()));
-        }
-        let fields = reply.split_off(2);
-        Ok(assigned_frame(&reply[1], &pairs(fields)))
+        self.call(
+            Function::Accept,
+            &[agent.as_str(), offer.as_str(), &next[0], &next[1]],
+        )
+        .await
     }
 
     /// The agent declines an offer (and is offered the best waiting ticket).
@@ -329,8 +232,8 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let next = self.next_offer();
-        self.fcall(
-            "decline",
+        self.call::<Done>(
+            Function::Decline,
             &[
                 agent.as_str(),
                 offer.as_str(),
@@ -352,8 +255,8 @@ impl Store {
         note: Option<&str>,
     ) -> Result<(), StoreError> {
         let next = self.next_offer();
-        self.fcall(
-            "complete",
+        self.call::<Done>(
+            Function::Complete,
             &[
                 agent.as_str(),
                 ticket.as_str(),
@@ -370,9 +273,12 @@ impl Store {
     /// Cancels a ticket. The agent it frees is offered the best waiting ticket.
     pub async fn cancel_ticket(&self, ticket: &TicketId) -> Result<(), StoreError> {
         let next = self.next_offer();
-        self.fcall("cancel_ticket", &[ticket.as_str(), &next[0], &next[1]])
-            .await
-            .map(drop)
+        self.call::<Done>(
+            Function::CancelTicket,
+            &[ticket.as_str(), &next[0], &next[1]],
+        )
+        .await
+        .map(drop)
     }
 
     /// The agent asks for a status; returns the status and shift now. An agent that goes
@@ -381,26 +287,20 @@ impl Store {
         &self,
         agent: &AgentId,
         status: RequestedStatus,
-    ) -> Result<(AgentStatus, Option<String>), StoreError> {
+    ) -> Result<StatusNow, StoreError> {
         let shift = format!("s-{}", uuid::Uuid::new_v4().simple());
         let next = self.next_offer();
-        let reply = self
-            .fcall(
-                "set_status",
-                &[
-                    agent.as_str(),
-                    AgentStatus::from(status).as_str(),
-                    &shift,
-                    &next[0],
-                    &next[1],
-                ],
-            )
-            .await?;
-        let status = reply
-            .get(1)
-            .and_then(|s| AgentStatus::parse(s))
-            .ok_or_else(|| StoreError::Corrupt("set_status: no status".into()))?;
-        Ok((status, non_empty(reply.get(2))))
+        self.call(
+            Function::SetStatus,
+            &[
+                agent.as_str(),
+                AgentStatus::from(status).as_str(),
+                &shift,
+                &next[0],
+                &next[1],
+            ],
+        )
+        .await
     }
 
     /// Binds the agent's live connection to `conn` on gateway `instance`. An agent free again is
@@ -412,22 +312,11 @@ impl Store {
         instance: &str,
     ) -> Result<ConnectReply, StoreError> {
         let next = self.next_offer();
-        let reply = self
-            .fcall(
-                "connect",
-                &[agent.as_str(), conn, instance, &next[0], &next[1]],
-            )
-            .await?;
-        let status = reply
-            .get(1)
-            .and_then(|s| AgentStatus::parse(s))
-            .ok_or_else(|| StoreError::Corrupt("connect: no status".into()))?;
-        Ok(ConnectReply {
-            status,
-            shift_id: non_empty(reply.get(2)),
-            offer_id: non_empty(reply.get(3)),
-            tickets: reply.get(4..).map(<[String]>::to_vec).unwrap_or_default(),
-        })
+        self.call(
+            Function::Connect,
+            &[agent.as_str(), conn, instance, &next[0], &next[1]],
+        )
+        .await
     }
 
     /// The connection `conn` of the agent closed.
@@ -437,9 +326,12 @@ impl Store {
         conn: &str,
         grace: Duration,
     ) -> Result<(), StoreError> {
-        self.fcall("disconnect", &[agent.as_str(), conn, &millis(grace)])
-            .await
-            .map(drop)
+        self.call::<Done>(
+            Function::Disconnect,
+            &[agent.as_str(), conn, &millis(grace)],
+        )
+        .await
+        .map(drop)
     }
 
     /// Lapses up to `limit` offers past their deadline; how many lapsed. The agents freed are
@@ -450,9 +342,9 @@ impl Store {
         missed_before_away: u32,
     ) -> Result<u32, StoreError> {
         let next = self.next_offer();
-        let reply = self
-            .fcall(
-                "expire_offers",
+        let n: Count = self
+            .call(
+                Function::ExpireOffers,
                 &[
                     &limit.to_string(),
                     &missed_before_away.to_string(),
@@ -461,26 +353,30 @@ impl Store {
                 ],
             )
             .await?;
-        num("expired", reply.get(1))
+        Ok(n.0)
     }
 
     /// Ends up to `limit` shifts whose grace period ran out; how many.
     pub async fn expire_grace(&self, limit: u32) -> Result<u32, StoreError> {
-        let reply = self.fcall("expire_grace", &[&limit.to_string()]).await?;
-        num("grace", reply.get(1))
+        let n: Count = self
+            .call(Function::ExpireGrace, &[&limit.to_string()])
+            .await?;
+        Ok(n.0)
     }
 
     /// Treats every connection of a silent gateway instance as dropped at its last heartbeat.
     pub async fn reap_gateway(&self, instance: &str, grace: Duration) -> Result<u32, StoreError> {
-        let reply = self
-            .fcall("reap_gateway", &[instance, &millis(grace)])
+        let n: Count = self
+            .call(Function::ReapGateway, &[instance, &millis(grace)])
             .await?;
-        num("reaped", reply.get(1))
+        Ok(n.0)
     }
 
     /// Takes or renews the lease `name` for `holder` for `ttl`; `true` if `holder` holds it.
     pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let reply = self.fcall("lease", &[name, holder, &millis(ttl)]).await?;
-        Ok(reply[0] == "ok")
+        let state: LeaseState = self
+            .call(Function::Lease, &[name, holder, &millis(ttl)])
+            .await?;
+        Ok(state == LeaseState::Ours)
     }
 }

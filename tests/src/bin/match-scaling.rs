@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use dispatcher::matcher::{Matcher, PAGE};
 use serde_json::json;
 use shared::domain::{AgentProfile, NewTicket, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Store};
+use shared::store::{CreatedTicket, Function, NewTicketFields, ProfileFields, Store};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -43,19 +43,13 @@ async fn fill(store: &Store, n: usize) {
             .expect("valid profile");
             let p = ProfileFields::new(&profile, &[]);
             let id = format!("a{i}");
-            let fcall = |name: &str| {
+            let fcall = |function: Function| {
                 let mut c = redis::cmd("FCALL");
-                c.arg(format!(
-                    "dispatch_{name}_{}",
-                    shared::store::library_version()
-                ))
-                .arg(1)
-                .arg(&events)
-                .arg(&id);
+                c.arg(function.versioned()).arg(1).arg(&events).arg(&id);
                 c
             };
             pipe.add_command(
-                fcall("put_agent")
+                fcall(Function::PutAgent)
                     .arg(&p.json)
                     .arg(&p.langs)
                     .arg(&p.skills)
@@ -70,7 +64,7 @@ async fn fill(store: &Store, n: usize) {
             )
             .ignore();
             pipe.add_command(
-                fcall("connect")
+                fcall(Function::Connect)
                     .arg(format!("c{i}"))
                     .arg("bench")
                     .arg(format!("o-connect-{i}"))
@@ -79,7 +73,7 @@ async fn fill(store: &Store, n: usize) {
             )
             .ignore();
             pipe.add_command(
-                fcall("set_status")
+                fcall(Function::SetStatus)
                     .arg("available")
                     .arg(format!("s{i}"))
                     .arg(format!("o-available-{i}"))
@@ -89,7 +83,7 @@ async fn fill(store: &Store, n: usize) {
             .ignore();
             if status == "break" {
                 pipe.add_command(
-                    fcall("set_status")
+                    fcall(Function::SetStatus)
                         .arg("break")
                         .arg("")
                         .arg(format!("o-break-{i}"))

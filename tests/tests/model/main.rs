@@ -1,4 +1,4 @@
-//! A model-based property test of the dispatch state machine (`shared/src/dispatch.lua`).
+//! A model-based property test of the dispatch state machine (`shared/src/lua/`).
 //!
 //! proptest generates random sequences of operations over a small world (three agents with
 //! generated languages, skills, region and capacity; up to six tickets). Each operation is applied

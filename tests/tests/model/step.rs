@@ -8,7 +8,7 @@ use dispatcher::policy;
 use proptest::test_runner::TestCaseError;
 use shared::domain::{AgentStatus, OfferId, Outcome, TicketId, TicketStatus};
 use shared::error::ErrorCode;
-use shared::store::CreatedTicket;
+use shared::store::{CreatedTicket, StatusNow, Upserted};
 
 use crate::case::{aid, check_answer, done, fail, Case};
 use crate::reference::{MTicket, OfferState};
@@ -25,7 +25,8 @@ impl Case {
                 let got = self.serving_store().put_agent(&aid(*a), &p.fields()).await;
                 check_answer("put_agent", &got, &Ok(()))?;
                 let ag = &mut self.m.agents[*a];
-                if got.as_ref().ok() != Some(&!ag.exists) {
+                let created = !ag.exists;
+                if got.as_ref().ok().map(|u| *u == Upserted::Created) != Some(created) {
                     return Err(fail(format!(
                         "put_agent answered created = {got:?}, but the agent {} on the roster",
                         if ag.exists { "was" } else { "was not" }
@@ -153,7 +154,7 @@ impl Case {
                     .set_status(&aid(*a), want.requested())
                     .await;
                 check_answer("set_status", &got, &expect)?;
-                if let Ok((status, _)) = &got {
+                if let Ok(StatusNow { status, .. }) = &got {
                     if *status != self.m.agents[*a].status {
                         return Err(fail(format!(
                             "set_status answered {status:?}, the model has {:?}",

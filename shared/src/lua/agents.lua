@@ -1,0 +1,131 @@
+-- agents.lua: the roster (API.md §3), who can take an offer now (the free indexes) and who may
+-- take which ticket (API.md §5, eligibility and the policy's summed level).
+--
+-- Agent hash fields: profile (JSON as stored), langs ("sv,en"), skills ("refunds:4,disputes:2"),
+-- regions (",eu,nordics,"), max, status, connected ("1"/"0"), conn, inst, active, offer,
+-- idle_since, missed, shift, shift_started, rate, currency, tz, last_seen, disc_at, lost,
+-- idx (the free-index keys it is in, "|"-separated), iscore (its score there).
+
+-- What the state machine reads of an agent (not the profile JSON, which can be large).
+Agent.FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'conn', 'inst',
+  'active', 'offer', 'idle_since', 'missed', 'shift', 'rate', 'currency', 'tz', 'disc_at', 'lost'}
+-- What eligibility and the choice policy read of a candidate.
+Agent.CANDIDATE_FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'active',
+  'offer', 'idle_since'}
+
+-- The agent's fields, or nil if it is not on the roster.
+function Agent.read(P, id)
+  return U.hmget(K.key(P, 'agent', id), Agent.FIELDS)
+end
+
+-- API.md §5, the agent's half of eligibility: available, connected, below capacity, no offer
+-- outstanding.
+function Agent.is_free(a)
+  return a.status == 'available' and a.connected == '1'
+    and tonumber(a.active) < tonumber(a.max) and U.blank(a.offer)
+end
+
+-- Puts the agent in exactly the free indexes it belongs in now (none unless it can take an
+-- offer), sorted by (active tickets, idle since), touching Redis only where that changed. The
+-- recorded keys and score are read from Redis, not from `a`: a nested call may have re-indexed
+-- the agent since the caller read its hash.
+function Agent.reindex(P, id, a)
+  local k = K.key(P, 'agent', id)
+  local rec = redis.call('HMGET', k, 'idx', 'iscore')
+  local old_idx, old_score = rec[1] or '', rec[2] or ''
+  local idx, score = '', ''
+  local keys = {}
+  if Agent.is_free(a) then
+    score = U.fmt(tonumber(a.active) * 1e13 + tonumber(a.idle_since))
+    local skills = U.list(a.skills, ',')
+    local regions = U.list(a.regions, ',')
+    for _, lang in ipairs(U.list(a.langs, ',')) do
+      keys[#keys + 1] = K.key(P, 'free', lang)
+      for _, pair in ipairs(skills) do
+        keys[#keys + 1] = K.key(P, 'free_skill', lang, string.match(pair, '^[^:]+'))
+      end
+      for _, region in ipairs(regions) do keys[#keys + 1] = K.key(P, 'free_region', lang, region) end
+    end
+    idx = table.concat(keys, '|')
+  end
+  if idx == old_idx and score == old_score then return end
+  if idx ~= old_idx then
+    for _, key in ipairs(U.list(old_idx, '|')) do redis.call('ZREM', key, id) end
+  end
+  for _, key in ipairs(keys) do redis.call('ZADD', key, score, id) end
+  redis.call('HSET', k, 'idx', idx, 'iscore', score)
+end
+
+-- API.md §5: whether agent `aid` (fields `a`) may be offered ticket `tid` (fields `t`): free,
+-- speaks the language, has every skill at the level, is inside the region, and has not declined
+-- or let lapse this ticket before.
+function Agent.eligible(P, aid, a, tid, t)
+  if not Agent.is_free(a) then return false end
+  if not string.find(',' .. (a.langs or '') .. ',', ',' .. t.lang .. ',', 1, true) then
+    return false
+  end
+  if not U.blank(t.req) then
+    local have = U.levels(a.skills)
+    for skill, need in pairs(U.levels(t.req)) do
+      if (have[skill] or 0) < need then return false end
+    end
+  end
+  if not U.blank(t.region) then
+    if not string.find(a.regions or '', ',' .. t.region .. ',', 1, true) then return false end
+  end
+  return redis.call('SISMEMBER', K.key(P, 'declined', tid), aid) == 0
+end
+
+-- The policy's fourth key (API.md §5): the agent's summed level on the ticket's skills.
+function Agent.summed_level(a, t)
+  local have, sum = U.levels(a.skills), 0
+  for skill, _ in pairs(U.levels(t.req)) do sum = sum + (have[skill] or 0) end
+  return sum
+end
+
+-- put_agent: PUT /v1/agents/{id} (API.md §3), creating or replacing a profile; it takes effect
+-- for the next offer, and a free agent is offered the best waiting ticket at once.
+-- ARGV: id, profile JSON, langs, skills, regions, max, rate, currency, tz, offer id, timeout ms.
+-- Reply: 'created' or 'updated'.
+function Agent.put(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local aid = args[1]
+  local k = K.key(P, 'agent', aid)
+  local a = Agent.read(P, aid)
+  local created = a == nil
+  if created then
+    a = {status = 'offline', connected = '0', active = '0', offer = '', idle_since = '0',
+      missed = '0', shift = '', conn = '', inst = ''}
+    redis.call('HSET', k, 'status', a.status, 'connected', a.connected, 'active', a.active,
+      'offer', '', 'idle_since', '0', 'missed', '0', 'shift', '', 'conn', '', 'inst', '',
+      'idx', '', 'iscore', '')
+    redis.call('ZADD', K.key(P, 'agents'), 0, aid)
+  end
+  a.langs, a.skills, a.regions, a.max = args[3], args[4], args[5], args[6]
+  redis.call('HSET', k, 'profile', args[2], 'langs', args[3], 'skills', args[4], 'regions', args[5],
+    'max', args[6], 'rate', args[7], 'currency', args[8], 'tz', args[9])
+  Agent.reindex(P, aid, a)
+  U.emit(P, now, 'agent_upserted', {'agent', aid})
+  Match.serve(P, aid, a, now, Match.offers(args[10], args[11]))
+  if created then return {'created'} end
+  return {'updated'}
+end
+
+-- remove_agent: DELETE /v1/agents/{id} (API.md §3): its connection is closed, its open shift
+-- ended, its pending offer and active tickets go back to routing. ARGV: id. Reply: 'ok'.
+function Agent.remove(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local aid = args[1]
+  local a = Agent.read(P, aid)
+  if not a then return U.reject('agent_not_found') end
+  if a.connected == '1' then
+    U.push(P, {kind = 'status', agent = aid, status = 'offline', reason = 'removed'})
+    U.push(P, {kind = 'close', agent = aid, conn = a.conn, code = 4003})
+  end
+  Shift.finish(P, aid, a, now, now, 'removed')
+  if not U.blank(a.inst) then redis.call('SREM', K.key(P, 'gateway_conns', a.inst), aid) end
+  redis.call('DEL', K.key(P, 'agent', aid), K.key(P, 'agent_tickets', aid))
+  redis.call('ZREM', K.key(P, 'agents'), aid)
+  U.emit(P, now, 'agent_removed', {'agent', aid})
+  return {'ok'}
+end

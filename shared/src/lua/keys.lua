@@ -1,0 +1,41 @@
+-- keys.lua: the names of a namespace's keys, a mirror of shared/src/keys.rs (a test in
+-- shared/src/store/library.rs compares the two, name by name).
+--
+-- Every function is called with one key, the namespace's event stream `{ns}:events`, which routes
+-- the call on a cluster; the prefix `{ns}:` of every other key is derived from it. A name below
+-- with `%s` takes arguments in that order: `K.key(P, 'agent', id)`.
+
+K.NAMES = {
+  agents = 'agents',
+  agent = 'agent:%s',
+  agent_tickets = 'agent:%s:tickets',
+  free = 'free:%s',
+  free_skill = 'free:%s:%s',
+  free_region = 'free:%s:@%s',
+  ticket = 'ticket:%s',
+  declined = 'ticket:%s:declined',
+  queue = 'queue:%s',
+  routing = 'routing',
+  route_queue = 'routeq',
+  queues = 'queues',
+  offer = 'offer:%s',
+  deadlines = 'deadlines',
+  grace = 'grace',
+  gateways = 'gateways',
+  gateway_conns = 'gw:%s:conns',
+  idempotency = 'idem:%s',
+  seq = 'seq',
+  lease = 'lease:%s',
+  events = 'events',
+  push_channel = 'push',
+}
+
+-- The prefix `{ns}:` of the namespace whose stream is KEYS[1].
+function K.prefix_of(keys)
+  return string.sub(keys[1], 1, -7)
+end
+
+-- The key `name` of the namespace with prefix `P`, filled with the arguments.
+function K.key(P, name, ...)
+  return P .. string.format(K.NAMES[name], ...)
+end

@@ -1,0 +1,88 @@
+#!lua name=dispatch___VERSION__
+--[[
+library.lua: the dispatch state machine, every transition that must be atomic, as one Redis
+function library. shared/build.rs joins the files included below into one library (each
+`-- @include` line is replaced by that file), in this order; shared/src/store/ loads it and
+calls its functions through typed Rust calls.
+
+Each function is called with one key, the namespace's event stream (`{ns}:events`), which
+routes the call on a cluster (all keys of a namespace share the `{ns}` hash tag) and from which
+the key prefix is derived (keys.lua). Every state change appends an event to that stream in the
+same atomic step (shared/src/events.rs reads them); `ts` is always Redis's own clock. Replies
+are arrays of words: a success word then data, or `{'error', code}` (util.lua).
+
+Matching happens where the change happens, so that no change waits for another process: a
+function that frees an agent offers it, in the same atomic step, the best ticket waiting for an
+agent (`Match.serve`); a ticket that needs an agent is routed by the choice policy in the
+dispatcher (`candidates`, then `offer_ticket`; matching.lua says how).
+
+Files: keys.lua (key names), util.lua (clock, reads, events, replies), agents.lua (roster,
+free indexes, eligibility), matching.lua (queues and matching), offers.lua (an offer's answer
+and end), tickets.lua (creation, completion, cancellation), shifts.lua (status, connections,
+shifts), timers.lua (deadlines, grace periods, dead gateways, leases).
+
+The rules of API.md and where they are enforced:
+
+  §3  a profile is created or replaced, effective for the next offer .... put_agent (Agent.put)
+  §3  a removed agent's connection closes, its shift ends, work requeued remove_agent
+  §4  idempotency: same key and body finds the first ticket, another
+      body is refused ............................................... create_ticket
+  §4  cancel: the offer is revoked or the agent told, capacity back;
+      a completed ticket cannot be cancelled ........................ cancel_ticket
+  §5  eligibility (status, connection, capacity, one offer, language,
+      skills, region, not declined before) ..................... Agent.is_free, Agent.eligible
+  §5  the best eligible agent: preferred, fewest active, longest idle,
+      summed level, id ............................ candidates (+ dispatcher/src/policy.rs)
+  §5  a freed agent gets the best waiting ticket (priority, oldest) ... Match.serve
+  §5  one agent at a time, never two: the offer re-checks both ........ offer_ticket, Match.reserve
+  §5  a lapsed offer goes to the next agent; missed offers set away .... expire_offers
+  §5  a declined offer goes to the next agent at once ................. decline
+  §5  a dropped connection's offer is re-routed at once ............... disconnect
+  §5  tickets wait through the grace period, then go back to routing .. expire_grace, connect
+  §5  no ticket is lost: queued tickets are routing or parked ......... Match.to_routing, Match.park
+  §6  one live connection per agent; a newer one closes the older ..... connect
+  §6  accept: another agent's, unknown or lapsed offers are refused .... accept (Offer.pending)
+  §6  complete: only the agent's own assigned ticket .................. complete
+  §6  a reconnect within grace restores status, tickets, offer ........ connect
+  §7  a shift runs from available out of offline until offline, removal
+      or a drop not back in time (then it ends at the drop) ........ set_status, Shift.finish
+  §7  a shift keeps the rate it started with .......................... set_status (shift_started)
+]]
+
+-- One table per file, declared here so that every file may call into any other.
+local K, U, Agent, Match, Offer, Ticket, Shift, Timer = {}, {}, {}, {}, {}, {}, {}, {}
+
+-- @include keys.lua
+-- @include util.lua
+-- @include agents.lua
+-- @include matching.lua
+-- @include offers.lua
+-- @include tickets.lua
+-- @include shifts.lua
+-- @include timers.lua
+
+-- Function names carry the library's content hash (filled in by shared/src/store/mod.rs), so
+-- instances of different builds sharing a Redis (a rolling deploy) each call their own code.
+-- shared/src/store/library.rs names the same functions (a test compares the two lists).
+-- (Redis loads a library without Lua's standard globals, `pairs` among them: hence one call
+-- per function.)
+local function register(name, fn)
+  redis.register_function('dispatch_' .. name .. '___VERSION__', fn)
+end
+register('put_agent', Agent.put)
+register('remove_agent', Agent.remove)
+register('create_ticket', Ticket.create)
+register('candidates', Match.candidates)
+register('offer_ticket', Match.offer_ticket)
+register('stale_routing', Match.stale_routing)
+register('accept', Offer.accept)
+register('decline', Offer.decline)
+register('expire_offers', Timer.expire_offers)
+register('complete', Ticket.complete)
+register('cancel_ticket', Ticket.cancel)
+register('set_status', Shift.set_status)
+register('connect', Shift.connect)
+register('disconnect', Shift.disconnect)
+register('expire_grace', Timer.expire_grace)
+register('reap_gateway', Timer.reap_gateway)
+register('lease', Timer.lease)

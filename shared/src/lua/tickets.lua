@@ -1,0 +1,119 @@
+-- tickets.lua: a ticket's life outside matching (API.md §4): creation with idempotency,
+-- completion by its agent, cancellation by the escalation engine.
+--
+-- Ticket hash fields: conv, lang, req ("refunds:3"), skills (JSON), prio, region, pref, summary,
+-- context (JSON), status, agent, offer, offer_agent, offers, created, qscore, queued_at,
+-- assigned_at, completed_at, cancelled_at, outcome, note.
+
+-- What the state machine reads of a ticket (not the context or the summary, which can be large).
+Ticket.FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer', 'offer_agent',
+  'qscore'}
+
+-- How long an idempotency key is remembered, seconds.
+Ticket.IDEMPOTENCY_SECS = 172800
+
+-- The ticket's fields, or nil if there is no such ticket.
+function Ticket.read(P, tid)
+  return U.hmget(K.key(P, 'ticket', tid), Ticket.FIELDS)
+end
+
+-- create_ticket: POST /v1/tickets (API.md §4). A retry with the same idempotency key and body
+-- finds the first ticket; the same key with another body is refused. A new ticket comes with
+-- its first page of candidates (as `candidates`), or is parked when nobody can take it.
+-- ARGV: id, idempotency key ('' if none), body hash, how many free-index entries to look at,
+-- then field/value pairs. Reply: 'created', id, created ms, then next offset and candidates; or
+-- 'existing', id.
+function Ticket.create(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local tid, ikey, hash, limit = args[1], args[2], args[3], tonumber(args[4])
+  if ikey ~= '' then
+    local seen = redis.call('GET', K.key(P, 'idempotency', ikey))
+    if seen then
+      local h, existing = string.match(seen, '^(.-)|(.*)$')
+      if h ~= hash then return U.reject('idempotency_key_reused') end
+      return {'existing', existing}
+    end
+  end
+  local t = {}
+  local fields = {}
+  for i = 5, #args, 2 do
+    t[args[i]] = args[i + 1]
+    fields[#fields + 1] = args[i]
+    fields[#fields + 1] = args[i + 1]
+  end
+  local seq = redis.call('INCR', K.key(P, 'seq'))
+  t.qscore = U.fmt((9 - tonumber(t.prio)) * 1e14 + seq)
+  t.status = 'queued'
+  redis.call('HSET', K.key(P, 'ticket', tid), 'created', U.fmt(now), 'qscore', t.qscore,
+    'offers', '0', unpack(fields))
+  Match.to_routing(P, tid, now, false)
+  if ikey ~= '' then
+    redis.call('SET', K.key(P, 'idempotency', ikey), hash .. '|' .. tid, 'EX',
+      Ticket.IDEMPOTENCY_SECS)
+  end
+  U.emit(P, now, 'ticket_created', {'ticket', tid, 'language', t.lang, 'priority', t.prio})
+  local reply = {'created', tid, U.fmt(now)}
+  for _, v in ipairs(Match.find_candidates(P, tid, t, 0, limit)) do reply[#reply + 1] = v end
+  return reply
+end
+
+-- complete: the agent completes a ticket assigned to it (API.md §6); its capacity is freed and
+-- it is offered the best waiting ticket. ARGV: agent id, ticket id, outcome, note, next offer
+-- id, timeout ms. Reply: 'ok'.
+function Ticket.complete(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local aid, tid = args[1], args[2]
+  local t = Ticket.read(P, tid)
+  if not t or t.status ~= 'assigned' or t.agent ~= aid then
+    return U.reject('ticket_not_found')
+  end
+  local a = Agent.read(P, aid)
+  if not a then return U.reject('ticket_not_found') end
+  redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'completed', 'completed_at', U.fmt(now),
+    'outcome', args[3], 'note', args[4] or '')
+  redis.call('SREM', K.key(P, 'agent_tickets', aid), tid)
+  a.active = tostring(math.max(0, tonumber(a.active) - 1))
+  redis.call('HSET', K.key(P, 'agent', aid), 'active', a.active, 'last_seen', U.fmt(now))
+  Agent.reindex(P, aid, a)
+  U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome', args[3], 'shift',
+    a.shift or ''})
+  Match.serve(P, aid, a, now, Match.offers(args[5], args[6]))
+  return {'ok'}
+end
+
+-- cancel_ticket: DELETE /v1/tickets/{id} (API.md §4): an agent holding its offer is told
+-- `offer_revoked` (cancelled), an agent it was assigned to `ticket_cancelled` and gets the
+-- capacity back (and the best waiting ticket). ARGV: ticket id, offer id for the freed agent,
+-- timeout ms. Reply: 'ok'.
+function Ticket.cancel(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local tid = args[1]
+  local t = Ticket.read(P, tid)
+  if not t then return U.reject('ticket_not_found') end
+  if t.status == 'completed' then return U.reject('ticket_completed') end
+  if t.status == 'cancelled' then return {'ok'} end
+  local freed, a = '', nil
+  if t.status == 'queued' then
+    redis.call('ZREM', K.key(P, 'queue', t.lang), tid)
+    redis.call('ZREM', K.key(P, 'routing'), tid)
+  elseif t.status == 'offered' then
+    local o = U.hgetall(K.key(P, 'offer', t.offer))
+    if o then a = Offer.finish(P, t.offer, o, 'cancelled', now, true) end
+    freed = t.offer_agent
+  elseif t.status == 'assigned' then
+    a = Agent.read(P, t.agent)
+    if a then
+      redis.call('SREM', K.key(P, 'agent_tickets', t.agent), tid)
+      a.active = tostring(math.max(0, tonumber(a.active) - 1))
+      redis.call('HSET', K.key(P, 'agent', t.agent), 'active', a.active)
+      Agent.reindex(P, t.agent, a)
+      U.push(P, {kind = 'ticket_cancelled', agent = t.agent, ticket_id = tid})
+    end
+    freed = t.agent
+  end
+  redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'cancelled', 'cancelled_at', U.fmt(now),
+    'offer', '', 'offer_agent', '')
+  U.emit(P, now, 'ticket_cancelled', {'ticket', tid, 'agent', freed, 'was', t.status})
+  if a then Match.serve(P, freed, a, now, Match.offers(args[2], args[3])) end
+  return {'ok'}
+end

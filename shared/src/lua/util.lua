@@ -1,0 +1,83 @@
+-- util.lua: what every transition uses: Redis's clock, hash reads, packed lists, the event
+-- stream, pushes to the gateways, and the two shapes of a reply.
+--
+-- A reply is an array of words. Success: its first word says what happened (`ok`, `created`,
+-- ...), the rest is data, as the function's header says; shared/src/store/reply.rs parses each
+-- into a Rust type. Refusal: `{'error', code}` where `code` is one of shared/src/error.rs's
+-- `ErrorCode`s, made only by `U.reject` with a literal code (a test checks every literal).
+
+-- A last-resort cap on the stream: the ledger trims what it has stored; the cap only bounds
+-- memory if no ledger runs for days.
+U.STREAM_MAXLEN = '20000000'
+
+-- Redis's clock in ms: the one authoritative clock.
+function U.now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A number as an integer string (Lua would print large ones in exponent form).
+function U.fmt(n)
+  return string.format('%.0f', n)
+end
+
+-- HMGET of `fields` as a table; nil when the hash does not exist (its first field is nil: every
+-- field list starts with one that every such hash has).
+function U.hmget(key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  if not values[1] then return nil end
+  local t = {}
+  for i, f in ipairs(fields) do
+    if values[i] then t[f] = values[i] end
+  end
+  return t
+end
+
+-- HGETALL as a table; nil when the hash does not exist.
+function U.hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- "a,b,c" -> {'a', 'b', 'c'} (for separator ',').
+function U.list(s, sep)
+  local out = {}
+  if s == nil or s == '' then return out end
+  for item in string.gmatch(s, '[^' .. sep .. ']+') do out[#out + 1] = item end
+  return out
+end
+
+-- "refunds:3,disputes:1" -> {refunds = 3, disputes = 1}
+function U.levels(s)
+  local out = {}
+  if s == nil or s == '' then return out end
+  for name, lvl in string.gmatch(s, '([^,:]+):(%d+)') do out[name] = tonumber(lvl) end
+  return out
+end
+
+-- Whether `s` is nil or empty: hash fields that are unset are stored as ''.
+function U.blank(s)
+  return s == nil or s == ''
+end
+
+-- Appends event `kind` with `fields` (a flat name, value list) to the stream; shared/src/events.rs
+-- parses it (a test checks that every kind emitted here is one it knows).
+function U.emit(P, now, kind, fields)
+  local args = {K.key(P, 'events'), 'MAXLEN', '~', U.STREAM_MAXLEN, '*', 'type', kind, 'ts',
+    U.fmt(now)}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call('XADD', unpack(args))
+end
+
+-- Publishes `msg` (a shared/src/protocol.rs `Push`) for the gateways.
+function U.push(P, msg)
+  redis.call('PUBLISH', K.key(P, 'push_channel'), cjson.encode(msg))
+end
+
+-- The reply refusing a call with an error code of shared/src/error.rs.
+function U.reject(code)
+  return {'error', code}
+end
