@@ -284,3 +284,15 @@ ensure_cargo() {
     return 1
   }
 }
+
+# cargo, with rustfmt and clippy (rustup's default profile has both), for the style checks.
+ensure_cargo_style() {
+  ensure_cargo || return 1
+  local tool
+  for tool in fmt clippy; do
+    cargo "$tool" --version >/dev/null 2>&1 || {
+      deploy_error "cargo $tool not found: run 'rustup component add rustfmt clippy' and try again"
+      return 1
+    }
+  done
+}

@@ -1,9 +1,7 @@
 //! `GET /v1/me` and `GET /v1/me/shifts`: the agent's own profile, state and shifts.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use http_kit::{
-    ledger_error, now_secs, shifts_response, wants_csv, AgentOnly, ApiError, Authenticated,
-};
+use http_kit::{document, now_secs, wants_csv, AgentOnly, ApiError, Authenticated};
 use ledger::{Ledger, PayRules};
 use serde::Deserialize;
 use shared::domain::AgentId;
@@ -58,6 +56,8 @@ pub async fn shifts(
             rules.breaks_paid,
         )
         .await
-        .map_err(ledger_error)?;
-    Ok(shifts_response(from, to, rows, csv))
+        .map_err(ledger::client_error)?;
+    Ok(document(ledger::report::shifts_document(
+        from, to, &rows, csv,
+    )))
 }

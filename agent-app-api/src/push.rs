@@ -1,5 +1,7 @@
 //! The gateway's links to Redis besides commands: the push subscription and the heartbeat.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -10,9 +12,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
+/// Whether the push subscription is live: without it this instance cannot deliver offers, so
+/// `/readyz` says it is not ready.
+#[derive(Debug, Clone, Default)]
+pub struct Subscription(Arc<AtomicBool>);
+
+impl Subscription {
+    /// Whether pushes reach this instance now.
+    pub fn is_live(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, live: bool) {
+        self.0.store(live, Ordering::Relaxed);
+    }
+}
+
 /// Delivers every push of the namespace to the hub until `shutdown`, resubscribing after errors.
 /// A push lost while disconnected is harmless: its offer lapses and is re-routed.
-pub async fn subscribe(store: Store, hub: Hub, shutdown: CancellationToken) {
+pub async fn subscribe(store: Store, hub: Hub, live: Subscription, shutdown: CancellationToken) {
     let channel = store.keys().push_channel();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
@@ -22,6 +40,7 @@ pub async fn subscribe(store: Store, hub: Hub, shutdown: CancellationToken) {
                     tracing::warn!(error = %e, "cannot subscribe to pushes");
                 } else {
                     backoff = Duration::from_millis(100);
+                    live.set(true);
                     let mut messages = pubsub.on_message();
                     loop {
                         tokio::select! {
@@ -35,6 +54,7 @@ pub async fn subscribe(store: Store, hub: Hub, shutdown: CancellationToken) {
                             }
                         }
                     }
+                    live.set(false);
                     tracing::warn!("push subscription lost; resubscribing");
                 }
             }

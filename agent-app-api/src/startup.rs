@@ -6,8 +6,8 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use http_kit::{health, method_not_allowed, not_found};
-use ledger::PayRules;
+use http_kit::{health, method_not_allowed, not_found, Probe, Readiness};
+use ledger::{Ledger, PayRules};
 use shared::config::{ConfigError, Settings};
 use shared::store::Store;
 use tokio::task::JoinHandle;
@@ -40,6 +40,26 @@ pub struct Application {
     server: Server,
     workers: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
+}
+
+/// What `/readyz` checks: Redis and the push subscription (needed to dispatch), PostgreSQL
+/// (needed only by `/v1/me/shifts`).
+fn readiness(store: &Store, ledger: &Ledger, subscription: &push::Subscription) -> Readiness {
+    let (store, ledger, subscription) = (store.clone(), ledger.clone(), subscription.clone());
+    Readiness(vec![
+        Probe::required("redis", move || {
+            let store = store.clone();
+            async move { store.ping().await }
+        }),
+        Probe::required("push", move || {
+            let live = subscription.is_live();
+            async move { live }
+        }),
+        Probe::optional("postgres", move || {
+            let ledger = ledger.clone();
+            async move { ledger.ping().await }
+        }),
+    ])
 }
 
 impl Application {
@@ -75,6 +95,8 @@ impl Application {
             origins: settings.agent_app_origins.clone(),
             shutdown: shutdown.clone(),
         });
+        let subscription = push::Subscription::default();
+        let readiness = web::Data::new(readiness(&store, &ledger, &subscription));
         let data = (
             web::Data::new(store.clone()),
             web::Data::new(verifier),
@@ -90,6 +112,7 @@ impl Application {
                 .app_data(data.2.clone())
                 .app_data(data.3.clone())
                 .app_data(gateway.clone())
+                .app_data(readiness.clone())
                 .configure(health)
                 .service(
                     web::resource("/v1/agent/ws")
@@ -115,7 +138,12 @@ impl Application {
         .run();
 
         let workers = vec![
-            tokio::spawn(push::subscribe(store.clone(), hub, shutdown.clone())),
+            tokio::spawn(push::subscribe(
+                store.clone(),
+                hub,
+                subscription,
+                shutdown.clone(),
+            )),
             tokio::spawn(push::heartbeat(store, instance.clone(), shutdown.clone())),
         ];
         tracing::info!(port, %instance, namespace = %settings.namespace, "agent-app-api listening");

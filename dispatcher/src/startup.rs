@@ -6,8 +6,8 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use http_kit::{health, not_found, BodyLimit};
-use ledger::PayRules;
+use http_kit::{health, not_found, BodyLimit, Probe, Readiness};
+use ledger::{Ledger, PayRules};
 use shared::config::{ConfigError, Settings};
 use shared::store::Store;
 use tokio::task::JoinHandle;
@@ -42,6 +42,21 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
+/// What `/readyz` checks: Redis (needed to dispatch) and PostgreSQL (needed only by payroll).
+fn readiness(store: &Store, ledger: &Ledger) -> Readiness {
+    let (store, ledger) = (store.clone(), ledger.clone());
+    Readiness(vec![
+        Probe::required("redis", move || {
+            let store = store.clone();
+            async move { store.ping().await }
+        }),
+        Probe::optional("postgres", move || {
+            let ledger = ledger.clone();
+            async move { ledger.ping().await }
+        }),
+    ])
+}
+
 impl Application {
     /// Validates the settings, binds the listener and starts every loop.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
@@ -69,6 +84,7 @@ impl Application {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let matcher = Matcher::new(store.clone());
 
+        let readiness = web::Data::new(readiness(&store, &ledger));
         let data = (
             web::Data::new(store.clone()),
             web::Data::new(verifier),
@@ -89,6 +105,7 @@ impl Application {
                 .app_data(data.4.clone())
                 .app_data(data.5.clone())
                 .app_data(data.6.clone())
+                .app_data(readiness.clone())
                 .configure(health)
                 .configure(routes::configure)
                 .default_service(web::to(not_found))

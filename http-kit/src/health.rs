@@ -1,13 +1,68 @@
 //! Health and readiness, and the problem-document fallbacks for unknown routes and methods.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use ledger::Ledger;
 use shared::error::{ClientError, ErrorCode};
-use shared::store::Store;
 
 use crate::problem;
 
-/// Registers `GET /healthz` (the process runs) and `GET /readyz` (Redis answers).
+type Check = dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync;
+
+/// One dependency `/readyz` reports on.
+#[derive(Clone)]
+pub struct Probe {
+    name: &'static str,
+    required: bool,
+    check: Arc<Check>,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("name", &self.name)
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Probe {
+    /// A dependency without which the service cannot do its work: `/readyz` is 503 while
+    /// `check` fails.
+    pub fn required<F, Fut>(name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Self {
+            name,
+            required: true,
+            check: Arc::new(move || Box::pin(check())),
+        }
+    }
+
+    /// A dependency only some endpoints need: `/readyz` reports it but stays 200.
+    pub fn optional<F, Fut>(name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Self {
+            required: false,
+            ..Self::required(name, check)
+        }
+    }
+}
+
+/// What `/readyz` checks, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(pub Vec<Probe>);
+
+/// Registers `GET /healthz` (the process runs) and `GET /readyz` (every required dependency
+/// answers; the app data must hold a [`Readiness`]).
 pub fn health(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
@@ -17,30 +72,46 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 while Redis answers (dispatch works); the body also says whether PostgreSQL answers,
-/// since without it only the payroll endpoints are affected.
-async fn readyz(store: web::Data<Store>, ledger: Option<web::Data<Ledger>>) -> HttpResponse {
-    let (redis, postgres) = match &ledger {
-        Some(ledger) => futures_util::join!(store.ping(), ledger.ping()),
-        None => (store.ping().await, false),
-    };
-    let postgres = match (&ledger, postgres) {
-        (None, _) => "not used",
-        (Some(_), true) => "ok",
-        (Some(_), false) => "unavailable",
-    };
-    if redis {
-        HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready", "redis": "ok", "postgres": postgres,
-        }))
-    } else {
-        problem(&ClientError::new(
-            ErrorCode::Unavailable,
-            format!(
-                "redis does not answer; dispatch is paused until it does (postgres: {postgres})"
-            ),
-        ))
+/// How long one probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// 200 while every required dependency answers; the body names each dependency's state, since
+/// an optional one failing affects only some endpoints (PostgreSQL: only payroll).
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let results = futures_util::future::join_all(readiness.0.iter().map(|p| async move {
+        let ok = tokio::time::timeout(PROBE_TIMEOUT, (p.check)())
+            .await
+            .unwrap_or(false);
+        (p, ok)
+    }))
+    .await;
+    let mut body = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for (probe, ok) in &results {
+        body.insert(
+            probe.name.to_owned(),
+            serde_json::Value::from(if *ok { "ok" } else { "unavailable" }),
+        );
+        if !ok && probe.required {
+            failed.push(probe.name);
+        }
     }
+    if failed.is_empty() {
+        body.insert("status".into(), "ready".into());
+        return HttpResponse::Ok().json(body);
+    }
+    let states: Vec<String> = results
+        .iter()
+        .map(|(p, ok)| format!("{}: {}", p.name, if *ok { "ok" } else { "unavailable" }))
+        .collect();
+    problem(&ClientError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "not ready: {} unavailable; dispatch is paused until it is back ({})",
+            failed.join(", "),
+            states.join(", ")
+        ),
+    ))
 }
 
 /// The fallback for paths no route matches.

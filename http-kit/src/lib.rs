@@ -19,7 +19,7 @@ use shared::store::{Store, StoreError};
 
 pub use auth::{bearer, Admin, AgentOnly, Allowed, Authenticated, Payroll, Tickets};
 pub use body::{BodyLimit, ValidJson};
-pub use health::{health, method_not_allowed, not_found};
+pub use health::{health, method_not_allowed, not_found, Probe, Readiness};
 
 /// An error answered as a problem document.
 #[derive(Debug)]
@@ -190,15 +190,6 @@ where
     }
 }
 
-/// What a client is told when the ledger fails: 503 while PostgreSQL is away (dispatch goes on).
-pub fn ledger_error(e: ledger::LedgerError) -> ApiError {
-    tracing::warn!(error = %e, "ledger unavailable");
-    ApiError::new(
-        ErrorCode::LedgerUnavailable,
-        "the shift ledger is unavailable; dispatch goes on, retry the report shortly",
-    )
-}
-
 /// The authoritative clock (Redis) in whole seconds, or this machine's if Redis is away.
 pub async fn now_secs(store: &Store) -> i64 {
     match store.now_ms().await {
@@ -228,31 +219,7 @@ pub fn wants_csv(req: &HttpRequest, format: Option<&str>) -> Result<bool, ApiErr
     }
 }
 
-/// A CSV body.
-pub fn csv_response(body: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .body(body)
-}
-
-/// The shifts report as JSON or CSV.
-pub fn shifts_response(
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-    rows: Vec<ledger::report::ShiftView>,
-    csv: bool,
-) -> HttpResponse {
-    if csv {
-        return csv_response(ledger::report::csv_document(
-            ledger::report::SHIFT_COLUMNS,
-            rows.iter().map(ledger::report::ShiftView::record),
-        ));
-    }
-    let at =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    HttpResponse::Ok().json(serde_json::json!({
-        "from": at(from),
-        "to": at(to),
-        "shifts": rows,
-    }))
+/// A report's body (`ledger::report::Document`: content type and bytes) as a 200.
+pub fn document((content_type, body): (&'static str, Vec<u8>)) -> HttpResponse {
+    HttpResponse::Ok().content_type(content_type).body(body)
 }

@@ -46,6 +46,16 @@ pub enum LedgerError {
     Store(#[from] shared::store::StoreError),
 }
 
+/// What a client is told when the ledger fails: 503 while PostgreSQL is away (dispatch goes
+/// on); the cause goes to the log.
+pub fn client_error(e: LedgerError) -> shared::error::ClientError {
+    tracing::warn!(error = %e, "ledger unavailable");
+    shared::error::ClientError::new(
+        shared::error::ErrorCode::LedgerUnavailable,
+        "the shift ledger is unavailable; dispatch goes on, retry the report shortly",
+    )
+}
+
 /// The ledger of one namespace; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Ledger {

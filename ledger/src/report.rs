@@ -227,6 +227,56 @@ pub fn csv_document<const N: usize>(
     w.into_inner().unwrap_or_default()
 }
 
+/// A report's body as the client asked for it: its content type and bytes.
+pub type Document = (&'static str, Vec<u8>);
+
+/// The content type of CSV reports.
+pub const CSV: &str = "text/csv; charset=utf-8";
+/// The content type of JSON reports.
+pub const JSON: &str = "application/json";
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The shifts report (API.md §7): `{"from", "to", "shifts"}` as JSON, or the rows as CSV.
+pub fn shifts_document(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rows: &[ShiftView],
+    csv: bool,
+) -> Document {
+    if csv {
+        return (
+            CSV,
+            csv_document(SHIFT_COLUMNS, rows.iter().map(ShiftView::record)),
+        );
+    }
+    let body = serde_json::json!({"from": at(from), "to": at(to), "shifts": rows});
+    (JSON, body.to_string().into_bytes())
+}
+
+/// The workdays report: `{"from", "to", "workdays"}` as JSON, or the rows as CSV.
+pub fn workdays_document(
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &[WorkdayRow],
+    csv: bool,
+) -> Document {
+    if csv {
+        return (
+            CSV,
+            csv_document(WORKDAY_COLUMNS, rows.iter().map(workday_record)),
+        );
+    }
+    let body = serde_json::json!({
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "workdays": rows,
+    });
+    (JSON, body.to_string().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,11 @@ fn events(steps: &[(usize, Step, u16)]) -> Vec<Event> {
             (Step::Assign, Some(shift)) => {
                 tickets += 1;
                 let ticket = format!("t-{tickets}");
-                fields.extend([("ticket", ticket.clone()), ("shift", shift.clone())]);
+                fields.extend([
+                    ("ticket", ticket.clone()),
+                    ("offer", format!("o-{tickets}")),
+                    ("shift", shift.clone()),
+                ]);
                 agent.held.push(ticket);
                 "ticket_assigned"
             }

@@ -161,7 +161,32 @@ pub async fn spawn_from(
             let _ = built.run_until_stopped(async { drop(rx.await) }).await;
         }));
     }
+    app.wait_ready(Duration::from_secs(10)).await;
     app
+}
+
+impl TestApp {
+    /// Waits (at most `within`) until every service's `/readyz` answers 200: a gateway is ready
+    /// once its push subscription is live, and a push sent before that would be lost. A test
+    /// that starts services without Redis on purpose just waits the time out.
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        for base in self.dispatchers.iter().chain(&self.gateways) {
+            let url = format!("{base}/readyz");
+            while tokio::time::Instant::now() < deadline {
+                let ready = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 /// A signed token for `role`/`sub`.

@@ -1,10 +1,7 @@
 //! Payroll (API.md §7): shifts and local workdays, for payroll and operators.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use http_kit::{
-    csv_response, ledger_error, now_secs, parse_id, shifts_response, wants_csv, ApiError,
-    Authenticated, Payroll,
-};
+use http_kit::{document, now_secs, parse_id, wants_csv, ApiError, Authenticated, Payroll};
 use ledger::report;
 use ledger::{Ledger, PayRules};
 use serde::Deserialize;
@@ -42,7 +39,7 @@ async fn agent_filter(
         && !ledger
             .knows_agent(id.as_str())
             .await
-            .map_err(ledger_error)?
+            .map_err(ledger::client_error)?
     {
         return Err(ApiError::new(
             ErrorCode::AgentNotFound,
@@ -88,8 +85,8 @@ pub async fn shifts(
     let rows = ledger
         .shift_views(from, to, agent, r.now, rules.breaks_paid)
         .await
-        .map_err(ledger_error)?;
-    Ok(shifts_response(from, to, rows, r.csv))
+        .map_err(ledger::client_error)?;
+    Ok(document(report::shifts_document(from, to, &rows, r.csv)))
 }
 
 /// `GET /v1/payroll/workdays?from=YYYY-MM-DD&to=YYYY-MM-DD[&agent_id=…][&format=csv]`.
@@ -108,16 +105,6 @@ pub async fn workdays(
     let rows = ledger
         .workday_rows(from, to, agent, r.now, rules.breaks_paid)
         .await
-        .map_err(ledger_error)?;
-    if r.csv {
-        return Ok(csv_response(report::csv_document(
-            report::WORKDAY_COLUMNS,
-            rows.iter().map(report::workday_record),
-        )));
-    }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "workdays": rows,
-    })))
+        .map_err(ledger::client_error)?;
+    Ok(document(report::workdays_document(from, to, &rows, r.csv)))
 }

@@ -25,7 +25,22 @@ async fn readyz_answers_200_on_both_services_without_a_token_while_redis_answers
     for url in [app.dispatcher("/readyz"), app.gateway("/readyz")] {
         let a = fetch(app.http.get(&url)).await;
         assert_eq!(a.status, 200, "{url}: {a:?}");
+        assert_eq!(a.body["redis"], "ok", "{url}: {a:?}");
+        assert_eq!(a.body["postgres"], "ok", "{url}: {a:?}");
     }
+}
+
+#[tokio::test]
+async fn the_gateways_readyz_reports_its_push_subscription() {
+    let app = spawn_app().await;
+    let a = fetch(app.http.get(app.gateway("/readyz"))).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["push"], "ok", "{a:?}");
+    let a = fetch(app.http.get(app.dispatcher("/readyz"))).await;
+    assert!(
+        a.body.get("push").is_none(),
+        "the dispatcher has no pushes to take: {a:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
