@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use geo::{Contains, MultiPolygon, Point};
+use shared::domain::RegionName;
 
 /// The loaded geofences, in file order.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,7 @@ impl Geofences {
                 .filter(|n| !n.trim().is_empty())
                 .ok_or_else(|| format!("feature {i} has no properties.name"))?
                 .to_owned();
+            RegionName::try_from(name.clone()).map_err(|e| format!("feature {i}: {e}"))?;
             let geometry = feature
                 .geometry
                 .as_ref()
@@ -103,5 +105,12 @@ mod tests {
         assert!(Geofences::parse(point)
             .expect_err("point")
             .contains("Polygon"));
+        for bad in ["Nordics", "eu west", &"x".repeat(65)] {
+            let file = FENCES.replace("\"box\"", &format!("{bad:?}"));
+            let e = Geofences::parse(&file).expect_err("a bad region name");
+            assert!(e.contains("feature 0") && e.contains("region name"), "{e}");
+        }
+        let longest = FENCES.replace("\"box\"", &format!("{:?}", "a-z_0".repeat(12) + "abcd"));
+        assert!(Geofences::parse(&longest).is_ok());
     }
 }

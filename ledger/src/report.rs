@@ -62,7 +62,23 @@ fn check_span(days: i64, reversed: bool) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Parses `from`/`to` (RFC 3339): 400 if missing or malformed, 422 if reversed or too long.
+/// The years a report may name: beyond them chrono's arithmetic (a day's margin around a
+/// window, a local midnight) would leave its range.
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+fn check_year(name: &str, year: i32) -> Result<(), ClientError> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(ClientError::field(
+            name,
+            format!("year {year} is outside 0001 to 9999"),
+        ))
+    }
+}
+
+/// Parses `from`/`to` (RFC 3339): 400 if missing or malformed, 422 if reversed, too long or
+/// outside the years 0001 to 9999.
 pub fn time_window(
     from: Option<&str>,
     to: Option<&str>,
@@ -79,6 +95,8 @@ pub fn time_window(
             })
     };
     let (from, to) = (parse("from", from)?, parse("to", to)?);
+    check_year("from", chrono::Datelike::year(&from))?;
+    check_year("to", chrono::Datelike::year(&to))?;
     let span = to - from;
     let too_long = span > chrono::Duration::days(MAX_WINDOW_DAYS);
     check_span(if too_long { MAX_WINDOW_DAYS + 1 } else { 0 }, from >= to)?;
@@ -86,7 +104,8 @@ pub fn time_window(
 }
 
 /// Parses `from`/`to` as local dates (`YYYY-MM-DD`, `to` exclusive), or RFC 3339 times whose date
-/// is taken: 400 if missing or malformed, 422 if reversed or over 93 days.
+/// is taken: 400 if missing or malformed, 422 if reversed, over 93 days or outside the years
+/// 0001 to 9999.
 pub fn date_window(
     from: Option<&str>,
     to: Option<&str>,
@@ -103,6 +122,8 @@ pub fn date_window(
             })
     };
     let (from, to) = (parse("from", from)?, parse("to", to)?);
+    check_year("from", chrono::Datelike::year(&from))?;
+    check_year("to", chrono::Datelike::year(&to))?;
     check_span((to - from).num_days(), from >= to)?;
     Ok((from, to))
 }
@@ -280,6 +301,29 @@ pub fn workdays_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_beyond_the_years_0001_to_9999_are_422_not_a_panic() {
+        for (from, to) in [
+            ("+262142-12-01", "+262142-12-31"),
+            ("-262143-01-01", "-262143-01-02"),
+            ("0000-01-01", "0000-01-02"),
+            ("9999-12-31", "+10000-01-01"),
+        ] {
+            let e = date_window(Some(from), Some(to)).expect_err("out of range");
+            assert_eq!(e.code, ErrorCode::InvalidField, "{from}..{to}: {e}");
+        }
+        assert!(date_window(Some("9999-12-01"), Some("9999-12-31")).is_ok());
+        let e = time_window(
+            Some("9999-12-31T23:00:00-23:00"),
+            Some("9999-12-31T23:30:00-23:00"),
+        )
+        .expect_err("year 10000 in UTC");
+        assert_eq!(e.code, ErrorCode::InvalidField, "{e}");
+        let e = time_window(Some("0000-01-01T00:00:00Z"), Some("0000-01-02T00:00:00Z"))
+            .expect_err("year 0");
+        assert!(e.detail.starts_with("from"), "{e}");
+    }
 
     #[test]
     fn windows_are_checked() {

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     UnexpectedAuth,
     /// A plain HTTP request reached the WebSocket endpoint.
     UpgradeRequired,
+    /// A client sent frames faster than it may (10 a second, bursts of 20); the frame was not
+    /// acted on.
+    RateLimited,
     /// Redis (the live state) cannot be reached.
     Unavailable,
     /// PostgreSQL (the ledger) cannot be reached.
@@ -83,6 +86,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             InvalidField | IdempotencyKeyReused => 422,
             UpgradeRequired => 426,
+            RateLimited => 429,
             Internal => 500,
             Unavailable | LedgerUnavailable => 503,
         }
@@ -116,6 +120,7 @@ impl ErrorCode {
             BinaryFrame => "binary_frame",
             UnexpectedAuth => "unexpected_auth",
             UpgradeRequired => "upgrade_required",
+            RateLimited => "rate_limited",
             Unavailable => "unavailable",
             LedgerUnavailable => "ledger_unavailable",
             Internal => "internal",
@@ -135,6 +140,7 @@ impl ErrorCode {
             415 => "Unsupported media type",
             422 => "Unprocessable content",
             426 => "Upgrade required",
+            429 => "Too many requests",
             503 => "Service unavailable",
             _ => "Internal server error",
         }

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{AgentStatus, OfferId, Outcome, RequestedStatus, TicketId, Timestamp};
+use crate::domain::{
+    AgentStatus, DeclineReason, Note, OfferId, Outcome, RequestedStatus, TicketId, Timestamp,
+};
 use crate::error::{ClientError, ErrorCode};
 
 /// The most one frame may hold.
@@ -56,9 +58,9 @@ pub struct Accept {
 pub struct Decline {
     /// The offer.
     pub offer_id: OfferId,
-    /// Why, for the record.
+    /// Why, for the record (at most 200 characters).
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<DeclineReason>,
 }
 
 /// `complete`.
@@ -68,9 +70,9 @@ pub struct Complete {
     pub ticket_id: TicketId,
     /// How it went.
     pub outcome: Outcome,
-    /// A note for the record.
+    /// A note for the record (at most 2,000 characters).
     #[serde(default)]
-    pub note: Option<String>,
+    pub note: Option<Note>,
 }
 
 /// Deserialises a variant's fields, naming the field at fault in the error.
@@ -440,6 +442,23 @@ mod tests {
         assert!(e.error.detail.contains("status"), "{}", e.error.detail);
         let e = parse_client_frame(r#"{"type":"accept"}"#).expect_err("missing offer_id");
         assert!(e.error.detail.contains("offer_id"), "{}", e.error.detail);
+        let long = "x".repeat(201);
+        let e = parse_client_frame(&format!(
+            r#"{{"type":"decline","offer_id":"o-1","reason":"{long}"}}"#
+        ))
+        .expect_err("a reason over 200 characters");
+        assert!(e.error.detail.contains("reason"), "{}", e.error.detail);
+        let ok = "é".repeat(200);
+        assert!(parse_client_frame(&format!(
+            r#"{{"type":"decline","offer_id":"o-1","reason":"{ok}"}}"#
+        ))
+        .is_ok());
+        let e = parse_client_frame(&format!(
+            r#"{{"type":"complete","ticket_id":"t-1","outcome":"resolved","note":"{}"}}"#,
+            "n".repeat(2001)
+        ))
+        .expect_err("a note over 2,000 characters");
+        assert!(e.error.detail.contains("note"), "{}", e.error.detail);
         let e = parse_client_frame(r#"{"type":1}"#).expect_err("type not a string");
         assert_eq!(e.error.code, ErrorCode::MalformedFrame);
     }

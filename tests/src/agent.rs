@@ -20,6 +20,40 @@ pub struct AgentClient {
     /// The agent's id.
     pub id: String,
     ws: Ws,
+    pace: Pace,
+}
+
+/// A well-behaved client keeps under the gateway's rate limit (API.md §6: 10 frames a second,
+/// bursts of 20), with a margin for the two clocks: 8 a second, bursts of 16.
+struct Pace {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Pace {
+    const RATE: f64 = 8.0;
+    const BURST: f64 = 16.0;
+
+    fn new() -> Self {
+        Self {
+            tokens: Self::BURST,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until one more frame may go.
+    async fn wait(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * Self::RATE).min(Self::BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - self.tokens) / Self::RATE)).await;
+            self.tokens = 1.0;
+            self.at = tokio::time::Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
 }
 
 /// How a connection ended.
@@ -80,6 +114,7 @@ impl AgentClient {
         Ok(Self {
             id: id.to_owned(),
             ws,
+            pace: Pace::new(),
         })
     }
 
@@ -98,16 +133,24 @@ impl AgentClient {
             .expect("handshake accepted")
     }
 
-    /// Sends a JSON frame.
+    /// Sends a JSON frame, keeping under the rate limit as a well-behaved client does.
     pub async fn send(&mut self, frame: Value) {
+        self.send_raw(Message::Text(frame.to_string().into())).await;
+    }
+
+    /// Sends a JSON frame at once, whatever the rate limit (to test it).
+    pub async fn send_now(&mut self, frame: Value) {
         self.ws
             .send(Message::Text(frame.to_string().into()))
             .await
             .expect("frame sent");
     }
 
-    /// Sends a raw message.
+    /// Sends a raw message, keeping under the rate limit.
     pub async fn send_raw(&mut self, msg: Message) {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            self.pace.wait().await;
+        }
         self.ws.send(msg).await.expect("frame sent");
     }
 
@@ -197,6 +240,11 @@ impl AgentClient {
     pub async fn complete(&mut self, ticket_id: &str) {
         self.send(json!({"type": "complete", "ticket_id": ticket_id, "outcome": "resolved"}))
             .await;
+    }
+
+    /// The raw connection, for tests that drive it themselves (flooding it, never reading it).
+    pub fn into_ws(self) -> Ws {
+        self.ws
     }
 
     /// Closes the connection from the client side.

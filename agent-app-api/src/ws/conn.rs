@@ -14,19 +14,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::io::{
+    send_text, sleep_until_due, RateLimit, BAD_FRAME_LIMIT, BAD_FRAME_WINDOW, CLOSE_TIMEOUT,
+    PING_EVERY, PONG_WAIT, SEND_TIMEOUT,
+};
 use super::{Gateway, Refusal};
 use crate::hub::{Outbound, OUTBOUND_CAPACITY};
 
 /// How long a browser has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the server pings.
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// A client silent (no pong, no frame) this long is gone.
-const SILENCE: Duration = Duration::from_secs(60);
-/// Bad frames allowed per [`BAD_FRAME_WINDOW`] before closing with 4008.
-const BAD_FRAME_LIMIT: usize = 20;
-const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
-
 const NOT_AUTHENTICATED: u16 = 4001;
 const NOT_ALLOWED: u16 = 4003;
 const TOO_MANY_BAD_FRAMES: u16 = 4008;
@@ -50,7 +46,7 @@ pub async fn run(
         None => match first_frame_auth(&gw, &mut session, &mut stream).await {
             Ok(agent) => agent,
             Err(close) => {
-                let _ = session.close(close).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(close)).await;
                 return;
             }
         },
@@ -77,6 +73,7 @@ async fn serve(
         conn_id,
         session,
         bad_frames: VecDeque::new(),
+        rate: RateLimit::new(),
         welcomed_offer: None,
     };
     let close = match conn.welcome().await {
@@ -90,7 +87,8 @@ async fn serve(
         session,
         ..
     } = conn;
-    let _ = session.close(close).await;
+    // A client that does not read would hold the close up too.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(close)).await;
     gw.hub.unregister(agent.as_str(), &conn_id).await;
     tokio::spawn(release(gw, agent, conn_id));
 }
@@ -133,13 +131,13 @@ async fn first_frame_auth(
                     Err(Refusal::Unauthenticated(e)) => Err(reason(NOT_AUTHENTICATED, &e.detail)),
                     Err(Refusal::Forbidden(e)) => Err(reason(NOT_ALLOWED, &e.detail)),
                     Err(Refusal::Unavailable(e)) => {
-                        let _ = session.text(ServerMessage::error(&e).to_text(None)).await;
+                        let _ = send_text(session, ServerMessage::error(&e).to_text(None)).await;
                         Err(reason(1013, "try again later"))
                     }
                 };
             }
             Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                let _ = session.pong(&bytes).await;
+                let _ = tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await;
             }
             Some(Ok(AggregatedMessage::Pong(_))) => {}
             Some(Ok(AggregatedMessage::Close(_))) | None => return Err(None),
@@ -156,6 +154,7 @@ struct Connection {
     conn_id: String,
     session: Session,
     bad_frames: VecDeque<Instant>,
+    rate: RateLimit,
     /// The offer sent in `welcome`: its push, if queued meanwhile, is not sent twice.
     welcomed_offer: Option<String>,
 }
@@ -194,10 +193,7 @@ impl Connection {
             }
             Err(e) => {
                 let e = http_kit::client_error(e);
-                let _ = self
-                    .session
-                    .text(ServerMessage::error(&e).to_text(None))
-                    .await;
+                let _ = self.send(&ServerMessage::error(&e), None).await;
                 return Err(reason(1013, "try again later"));
             }
         };
@@ -213,10 +209,7 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: &ServerMessage, reference: Option<&Value>) -> Result<(), ()> {
-        self.session
-            .text(msg.to_text(reference))
-            .await
-            .map_err(drop)
+        send_text(&mut self.session, msg.to_text(reference)).await
     }
 
     /// Relays frames both ways until the connection ends; returns how to close it.
@@ -226,7 +219,8 @@ impl Connection {
         mut rx: mpsc::Receiver<Outbound>,
     ) -> Option<CloseReason> {
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-        let mut last_heard = Instant::now();
+        // Set while a ping waits for its pong.
+        let mut pong_due: Option<Instant> = None;
         let shutdown = self.gw.shutdown.clone();
         loop {
             tokio::select! {
@@ -237,7 +231,7 @@ impl Connection {
                             self.welcomed_offer = None;
                             continue;
                         }
-                        if self.session.text(text).await.is_err() {
+                        if send_text(&mut self.session, text).await.is_err() {
                             return None;
                         }
                     }
@@ -246,7 +240,14 @@ impl Connection {
                     None => return reason(1008, "too slow to read its frames"),
                 },
                 msg = stream.recv() => {
-                    last_heard = Instant::now();
+                    if matches!(msg, Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))))
+                        && !self.rate.admit()
+                    {
+                        if let Some(close) = self.rate_limited(msg).await {
+                            return close;
+                        }
+                        continue;
+                    }
                     match msg {
                         None => return None,
                         Some(Ok(AggregatedMessage::Text(text))) => {
@@ -261,11 +262,12 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            if self.session.pong(&bytes).await.is_err() {
+                            let pong = self.session.pong(&bytes);
+                            if !matches!(tokio::time::timeout(SEND_TIMEOUT, pong).await, Ok(Ok(()))) {
                                 return None;
                             }
                         }
-                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Pong(_))) => pong_due = None,
                         Some(Ok(AggregatedMessage::Close(_))) => return reason(1000, "bye"),
                         Some(Err(actix_ws::ProtocolError::Overflow)) => {
                             return reason(1009, "frames are limited to 64 KiB");
@@ -289,15 +291,41 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() > SILENCE {
-                        return reason(1001, "no answer to pings");
-                    }
-                    if self.session.ping(b"").await.is_err() {
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, self.session.ping(b"")).await;
+                    if !matches!(sent, Ok(Ok(()))) {
                         return None;
                     }
+                    pong_due.get_or_insert(Instant::now() + PONG_WAIT);
+                }
+                () = sleep_until_due(pong_due) => {
+                    tracing::info!("no answer to a ping; the client stopped reading");
+                    return reason(1001, "no answer to ping");
                 }
             }
         }
+    }
+
+    /// Answers a frame over the rate limit with `rate_limited` (echoing its `ref` if it has a
+    /// readable one); it is not acted on.
+    async fn rate_limited(
+        &mut self,
+        msg: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
+    ) -> Option<Option<CloseReason>> {
+        let reference = match &msg {
+            Some(Ok(AggregatedMessage::Text(text))) => match parse_client_frame(text) {
+                Ok((_, reference)) => reference,
+                Err(bad) => bad.reference,
+            },
+            _ => None,
+        };
+        let e = ClientError::new(
+            ErrorCode::RateLimited,
+            "more than 10 frames a second (bursts of 20); this frame was not acted on",
+        );
+        self.send(&ServerMessage::error(&e), reference.as_ref())
+            .await
+            .err()
+            .map(|()| None)
     }
 
     /// Answers a bad frame; past the budget, closes with 4008.
@@ -349,11 +377,11 @@ impl Connection {
                 .await
                 .map(|frame| Some(ServerMessage::Assigned(frame))),
             ClientMessage::Decline(d) => store
-                .decline(&self.agent, &d.offer_id, d.reason.as_deref())
+                .decline(&self.agent, &d.offer_id, d.reason.as_ref())
                 .await
                 .map(|()| None),
             ClientMessage::Complete(c) => store
-                .complete(&self.agent, &c.ticket_id, c.outcome, c.note.as_deref())
+                .complete(&self.agent, &c.ticket_id, c.outcome, c.note.as_ref())
                 .await
                 .map(|()| None),
         };

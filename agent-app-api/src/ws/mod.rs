@@ -5,6 +5,7 @@
 //! header the socket opens and the first frame must be `auth` within 10 s ([`conn`]).
 
 mod conn;
+mod io;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use http_kit::{parse_id, Admin, ApiError, Authenticated, ValidJson};
 use serde::Deserialize;
 use shared::domain::{AgentId, AgentProfile, AgentStatus};
-use shared::error::ErrorCode;
+use shared::error::{ClientError, ErrorCode};
 use shared::store::{ProfileFields, Store, Upserted};
 
 use crate::geofence::Geofences;
@@ -53,22 +53,50 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// How many agents a page of `GET /v1/agents` holds unless `limit` says otherwise.
+pub const DEFAULT_PAGE: usize = 100;
+/// The most `limit` may ask for.
+pub const MAX_PAGE: usize = 1000;
+
 /// The query of `GET /v1/agents`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<AgentStatus>,
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
-/// `GET /v1/agents[?status=…]`.
+/// `GET /v1/agents[?status=…][&limit=…][&cursor=…]`: a page of the roster in id order, and
+/// `next_cursor` to ask for the next one (null on the last page).
 pub async fn list(
     _auth: Authenticated<Admin>,
     query: Result<web::Query<ListQuery>, actix_web::Error>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))?;
-    let agents = store.agents(query.status).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
+    let query = query
+        .map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))?
+        .into_inner();
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError(ClientError::field(
+            "limit",
+            format!("must be 1 to {MAX_PAGE}, not {limit}"),
+        )));
+    }
+    let cursor = match query.cursor {
+        Some(c) => Some(AgentId::try_from(c).map_err(|_| {
+            ApiError(ClientError::field(
+                "cursor",
+                "is not a cursor this endpoint returned",
+            ))
+        })?),
+        None => None,
+    };
+    let (agents, next) = store
+        .agents_page(query.status, limit, cursor.as_ref())
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents, "next_cursor": next })))
 }
 
 /// `DELETE /v1/agents/{agent_id}`: closes its connection, ends its shift, requeues its work.

@@ -10,7 +10,8 @@ use chrono::{DateTime, SecondsFormat, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use text::{
-    check_identifier, AgentId, ConversationId, DisplayName, OfferId, RegionName, Summary, TicketId,
+    check_identifier, check_length, AgentId, ConversationId, DeclineReason, DisplayName, Note,
+    OfferId, RegionName, Summary, TicketId,
 };
 pub use values::{
     Currency, Language, Level, Location, MaxConcurrent, Priority, RateCents, Skill, Skills,

@@ -86,6 +86,28 @@ pub fn check_text(value: &str, max_chars: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks only that `value` has at most `max_chars` characters (it may be empty).
+pub fn check_length(value: &str, max_chars: usize) -> Result<(), String> {
+    let n = value.chars().count();
+    if n > max_chars {
+        return Err(format!(
+            "is {n} characters long, at most {max_chars} allowed"
+        ));
+    }
+    Ok(())
+}
+
+string_newtype!(
+    /// Why an agent declined an offer: at most 200 characters (API.md §6).
+    DeclineReason,
+    |v| check_length(v, 200)
+);
+string_newtype!(
+    /// An agent's note on a completed ticket: at most 2,000 characters (API.md §6).
+    Note,
+    |v| check_length(v, 2000)
+);
+
 string_newtype!(
     /// An agent's id on the roster.
     AgentId,
@@ -117,9 +139,23 @@ string_newtype!(
     |v| check_text(v, 100)
 );
 string_newtype!(
-    /// The name of a geofence (a region); whether it exists is checked against the loaded file.
+    /// The name of a geofence (a region): `[a-z0-9_-]{1,64}`; whether it exists is checked
+    /// against the loaded file.
     RegionName,
-    |v| check_text(v, 128)
+    |v| {
+        let ok = !v.is_empty()
+            && v.len() <= 64
+            && v
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{v:?} is not a region name: 1 to 64 characters of a-z 0-9 _ -"
+            ))
+        }
+    }
 );
 
 impl AgentId {

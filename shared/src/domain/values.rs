@@ -144,8 +144,50 @@ impl Default for Priority {
     }
 }
 
-/// Skills with levels: an agent's abilities, or a ticket's minimum requirements.
-pub type Skills = BTreeMap<Skill, Level>;
+/// Skills with levels: an agent's abilities, or a ticket's minimum requirements; at most
+/// [`Skills::MAX`] of them (API.md §3, §4), so matching never parses a long list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<Skill, Level>")]
+pub struct Skills(BTreeMap<Skill, Level>);
+
+impl TryFrom<BTreeMap<Skill, Level>> for Skills {
+    type Error = String;
+    fn try_from(map: BTreeMap<Skill, Level>) -> Result<Self, Self::Error> {
+        if map.len() > Self::MAX {
+            return Err(format!(
+                "{} skills given, at most {} allowed",
+                map.len(),
+                Self::MAX
+            ));
+        }
+        Ok(Self(map))
+    }
+}
+
+impl Skills {
+    /// The most skills a profile or a ticket may name.
+    pub const MAX: usize = 25;
+
+    /// No skills.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The skills and their levels, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Skill, &Level)> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A WGS84 position.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -237,6 +279,18 @@ mod tests {
         assert_eq!(skills.len(), 1);
         assert!(serde_json::from_str::<Skills>(r#"{"refunds": 9}"#).is_err());
         assert!(serde_json::from_str::<Skills>(r#"{"Refunds": 1}"#).is_err());
+        let many = |n: usize| {
+            let entries: Vec<String> = (0..n).map(|i| format!("\"s{i}\": 1")).collect();
+            format!("{{{}}}", entries.join(","))
+        };
+        assert_eq!(
+            serde_json::from_str::<Skills>(&many(25))
+                .map(|s| s.len())
+                .ok(),
+            Some(25)
+        );
+        let e = serde_json::from_str::<Skills>(&many(26)).expect_err("26 skills");
+        assert!(e.to_string().contains("at most 25"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use super::reply::{
 };
 use super::{Function, Store, StoreError};
 use crate::domain::{
-    AgentId, AgentProfile, AgentStatus, NewTicket, OfferId, Outcome, RequestedStatus, TicketId,
+    AgentId, AgentProfile, AgentStatus, DeclineReason, NewTicket, Note, OfferId, Outcome,
+    RequestedStatus, TicketId,
 };
 use crate::protocol::AssignedFrame;
 
@@ -229,7 +230,7 @@ impl Store {
         &self,
         agent: &AgentId,
         offer: &OfferId,
-        reason: Option<&str>,
+        reason: Option<&DeclineReason>,
     ) -> Result<(), StoreError> {
         let next = self.next_offer();
         self.call::<Done>(
@@ -237,7 +238,7 @@ impl Store {
             &[
                 agent.as_str(),
                 offer.as_str(),
-                reason.unwrap_or(""),
+                reason.map_or("", DeclineReason::as_str),
                 &next[0],
                 &next[1],
             ],
@@ -252,7 +253,7 @@ impl Store {
         agent: &AgentId,
         ticket: &TicketId,
         outcome: Outcome,
-        note: Option<&str>,
+        note: Option<&Note>,
     ) -> Result<(), StoreError> {
         let next = self.next_offer();
         self.call::<Done>(
@@ -261,7 +262,7 @@ impl Store {
                 agent.as_str(),
                 ticket.as_str(),
                 outcome.as_str(),
-                note.unwrap_or(""),
+                note.map_or("", Note::as_str),
                 &next[0],
                 &next[1],
             ],

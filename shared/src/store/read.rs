@@ -91,20 +91,49 @@ impl Store {
         Ok(views.pop())
     }
 
-    /// Every agent on the roster in id order, optionally only those with `status`.
-    pub async fn agents(&self, status: Option<AgentStatus>) -> Result<Vec<AgentView>, StoreError> {
+    /// A page of the roster in id order: up to `limit` agents after `cursor` (an agent id;
+    /// `None` from the start), only those with `status` if given, and the cursor of the next
+    /// page (`None` at the end). The roster is read in chunks of `limit` ids, so a page costs
+    /// the same however long the roster is.
+    pub async fn agents_page(
+        &self,
+        status: Option<AgentStatus>,
+        limit: usize,
+        cursor: Option<&AgentId>,
+    ) -> Result<(Vec<AgentView>, Option<String>), StoreError> {
+        let limit = limit.max(1);
         let mut conn = self.conn();
-        let ids: Vec<String> = conn.zrange(self.keys.agents(), 0, -1).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        let mut out = Vec::with_capacity(limit);
+        let mut after = cursor.map(|c| c.to_string());
+        loop {
+            let min = after.as_ref().map_or("-".to_owned(), |a| format!("({a}"));
+            // One more than needed: whether another page follows.
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.keys.agents())
+                .arg(&min)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit - out.len() + 1)
+                .query_async(&mut conn)
+                .await?;
+            let more = ids.len() > limit - out.len();
+            let take = &ids[..ids.len().min(limit - out.len())];
             out.extend(
-                self.agents_by_id(chunk)
+                self.agents_by_id(take)
                     .await?
                     .into_iter()
                     .filter(|v| status.is_none_or(|s| v.state.status == s)),
             );
+            after = take.last().cloned().or(after);
+            if !more {
+                return Ok((out, None));
+            }
+            if out.len() >= limit {
+                return Ok((out, after));
+            }
         }
-        Ok(out)
     }
 
     async fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentView>, StoreError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dispatcher::matcher::Matcher;
 use e2e::{drop_namespace, stream_events, REDIS_URL};
-use shared::domain::{OfferId, TicketId};
+use shared::domain::{DeclineReason, OfferId, TicketId};
 use shared::store::{Store, StoreError};
 
 use crate::support::{
@@ -70,7 +70,10 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
                 stores[1].accept(&aid, &oid),
                 async {
                     if i % 2 == 0 {
-                        Some(stores[2].decline(&aid, &oid, Some("race")).await)
+                        {
+                            let reason = DeclineReason::try_from("race").ok();
+                            Some(stores[2].decline(&aid, &oid, reason.as_ref()).await)
+                        }
                     } else {
                         None
                     }

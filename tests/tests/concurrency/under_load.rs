@@ -79,85 +79,87 @@ async fn run_agent(
                 break;
             }
             Ok(None) => {}
-            Ok(Some(frame)) => match frame["type"].as_str().unwrap_or_default() {
-                "offer" => {
-                    rec.offers += 1;
-                    let offer_id = frame["offer_id"].as_str().unwrap_or_default().to_owned();
-                    if let Some(other) = &unanswered {
-                        rec.violations.push(format!(
+            Ok(Some(frame)) => {
+                match frame["type"].as_str().unwrap_or_default() {
+                    "offer" => {
+                        rec.offers += 1;
+                        let offer_id = frame["offer_id"].as_str().unwrap_or_default().to_owned();
+                        if let Some(other) = &unanswered {
+                            rec.violations.push(format!(
                             "offer {offer_id} arrived while offer {other} was still outstanding"
                         ));
+                        }
+                        if holding.len() >= max {
+                            rec.violations.push(format!(
+                                "offer {offer_id} arrived while holding {} of {max} tickets",
+                                holding.len()
+                            ));
+                        }
+                        let roll = rng.below(100);
+                        if roll < behaviour.decline_pct {
+                            rec.declined += 1;
+                            unanswered = None;
+                            client.send(json!({"type": "decline", "offer_id": offer_id, "reason": "busy"})).await;
+                        } else if roll < behaviour.decline_pct + behaviour.ignore_pct {
+                            rec.ignored += 1;
+                            unanswered = Some(offer_id);
+                        } else {
+                            unanswered = None;
+                            client
+                                .send(json!({"type": "accept", "offer_id": offer_id}))
+                                .await;
+                        }
                     }
-                    if holding.len() >= max {
-                        rec.violations.push(format!(
-                            "offer {offer_id} arrived while holding {} of {max} tickets",
-                            holding.len()
-                        ));
+                    "assigned" => {
+                        let ticket = frame["ticket_id"].as_str().unwrap_or_default().to_owned();
+                        if holding.iter().any(|(_, t)| *t == ticket)
+                            || rec.assigned.contains(&ticket)
+                        {
+                            rec.violations
+                                .push(format!("ticket {ticket} assigned to us twice"));
+                        }
+                        rec.assigned.push(ticket.clone());
+                        let due = Instant::now() + Duration::from_millis(10 + rng.below(140));
+                        holding.push((due, ticket));
+                        rec.most_held = rec.most_held.max(holding.len());
+                        if holding.len() > max {
+                            rec.violations.push(format!(
+                                "holding {} tickets, more than max_concurrent {max}",
+                                holding.len()
+                            ));
+                        }
                     }
-                    let roll = rng.below(100);
-                    if roll < behaviour.decline_pct {
-                        rec.declined += 1;
-                        unanswered = None;
-                        client
-                            .send(
-                                json!({"type": "decline", "offer_id": offer_id, "reason": "busy"}),
-                            )
-                            .await;
-                    } else if roll < behaviour.decline_pct + behaviour.ignore_pct {
-                        rec.ignored += 1;
-                        unanswered = Some(offer_id);
-                    } else {
-                        unanswered = None;
-                        client
-                            .send(json!({"type": "accept", "offer_id": offer_id}))
-                            .await;
+                    "offer_revoked" => {
+                        if unanswered.as_deref() == frame["offer_id"].as_str() {
+                            unanswered = None;
+                        }
+                        if frame["reason"] == "expired" {
+                            rec.revoked_expired += 1;
+                        } else {
+                            rec.violations
+                                .push(format!("unexpected revocation: {frame}"));
+                        }
                     }
+                    "status" => {
+                        if frame["status"] == "away" {
+                            rec.away += 1;
+                            client
+                                .send(json!({"type": "set_status", "status": "available"}))
+                                .await;
+                        }
+                    }
+                    "error" => rec.errors.push(frame),
+                    _ => rec.violations.push(format!("unexpected frame: {frame}")),
                 }
-                "assigned" => {
-                    let ticket = frame["ticket_id"].as_str().unwrap_or_default().to_owned();
-                    if holding.iter().any(|(_, t)| *t == ticket) || rec.assigned.contains(&ticket) {
-                        rec.violations
-                            .push(format!("ticket {ticket} assigned to us twice"));
-                    }
-                    rec.assigned.push(ticket.clone());
-                    let due = Instant::now() + Duration::from_millis(10 + rng.below(140));
-                    holding.push((due, ticket));
-                    rec.most_held = rec.most_held.max(holding.len());
-                    if holding.len() > max {
-                        rec.violations.push(format!(
-                            "holding {} tickets, more than max_concurrent {max}",
-                            holding.len()
-                        ));
-                    }
-                }
-                "offer_revoked" => {
-                    if unanswered.as_deref() == frame["offer_id"].as_str() {
-                        unanswered = None;
-                    }
-                    if frame["reason"] == "expired" {
-                        rec.revoked_expired += 1;
-                    } else {
-                        rec.violations
-                            .push(format!("unexpected revocation: {frame}"));
-                    }
-                }
-                "status" => {
-                    if frame["status"] == "away" {
-                        rec.away += 1;
-                        client
-                            .send(json!({"type": "set_status", "status": "available"}))
-                            .await;
-                    }
-                }
-                "error" => rec.errors.push(frame),
-                _ => rec.violations.push(format!("unexpected frame: {frame}")),
-            },
+            }
         }
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = holding.into_iter().partition(|(d, _)| *d <= now);
         holding = later;
         for (_, ticket) in due {
-            client.complete(&ticket).await;
+            client
+                .send(json!({"type": "complete", "ticket_id": ticket, "outcome": "resolved"}))
+                .await;
         }
     }
     client.close().await;

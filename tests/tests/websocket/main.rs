@@ -4,14 +4,14 @@
 //! live connection per agent (on one gateway and across two), `welcome` and its restoration after
 //! a reconnect, removal from the roster, and `GET /v1/me`.
 //!
-//! The 20-second server ping is not tested here: waiting for it would make the suite slow.
-//!
-//! The tests are grouped by module: `handshake`, `frames`, `ownership`, `connections` and
-//! `session`; the helpers they share are in `support`.
+//! The tests are grouped by module: `handshake`, `frames`, `limits` (reason and note lengths,
+//! the rate limit, a client that stops reading: the one test that waits for the 20-second ping),
+//! `ownership`, `connections` and `session`; the helpers they share are in `support`.
 
 mod connections;
 mod frames;
 mod handshake;
+mod limits;
 mod ownership;
 mod session;
 mod support;
