@@ -18,6 +18,7 @@
 //! Routing is idempotent and safe to race: the offer is made only if ticket and agent are both
 //! still free, in one atomic call, so two dispatchers routing one ticket offer it once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -140,20 +141,30 @@ impl Matcher {
         }
     }
 
-    /// Re-routes the heads of every language queue: a safety net for tickets whose agents were
-    /// beyond a scan limit when they became free.
-    pub async fn sweep_queues(&self, per_language: isize) -> Result<(), StoreError> {
+    /// One step of the queue sweep, a safety net: in every language with waiting tickets,
+    /// `per_language` free agents, from where the last step stopped (`cursors`), are each offered
+    /// the best waiting ticket they may take. Every transition that frees an agent already does
+    /// this, so a sweep that makes an offer found a lost wake-up (it is logged). Returns the
+    /// offers made.
+    pub async fn sweep_queues(
+        &self,
+        cursors: &mut HashMap<String, u64>,
+        per_language: u32,
+    ) -> Result<u32, StoreError> {
         let mut conn = self.store.conn();
         let languages: Vec<String> = conn.smembers(self.store.keys().queues()).await?;
+        cursors.retain(|lang, _| languages.contains(lang));
+        let mut made = 0;
         for lang in languages {
-            let heads: Vec<String> = conn
-                .zrange(self.store.keys().queue(&lang), 0, per_language - 1)
-                .await?;
-            for ticket in heads {
-                self.route_ticket(&ticket).await?;
+            let at = cursors.get(&lang).copied().unwrap_or(0);
+            let (next, offers) = self.store.sweep(&lang, at, per_language).await?;
+            cursors.insert(lang.clone(), next);
+            if offers > 0 {
+                tracing::warn!(language = %lang, offers, "the queue sweep found waiting tickets a free agent could take");
             }
+            made += offers;
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Routes the tickets left routing by a dispatcher that died.

@@ -1,5 +1,6 @@
 //! The clocks of dispatch: offer deadlines, grace periods, silent gateways, tickets a dead
-//! dispatcher left routing, and the queue sweep.
+//! dispatcher left routing, and the queue sweep (a safety net that goes through every free
+//! agent in turn).
 //!
 //! Deadlines live in Redis sorted sets, so every dispatcher instance runs this loop and whichever
 //! gets there first lapses an offer: an offer outlives the instance that made it. Each step is a
@@ -19,8 +20,10 @@ const TICK: Duration = Duration::from_millis(100);
 const BATCH: u32 = 500;
 /// How often silent gateways are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(2);
-/// How often queue heads are re-routed.
+/// How often the queue sweep takes a step.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How many free agents of each language one sweep step looks at.
+const SWEEP_AGENTS: u32 = 100;
 /// How often tickets left routing are looked for.
 const RECOVER_EVERY: Duration = Duration::from_secs(1);
 
@@ -45,6 +48,7 @@ impl Timers {
         let mut last_reap = tokio::time::Instant::now();
         let mut last_sweep = tokio::time::Instant::now();
         let mut last_recover = tokio::time::Instant::now();
+        let mut sweep_cursors = std::collections::HashMap::new();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -68,7 +72,11 @@ impl Timers {
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = tokio::time::Instant::now();
-                if let Err(e) = self.matcher.sweep_queues(16).await {
+                if let Err(e) = self
+                    .matcher
+                    .sweep_queues(&mut sweep_cursors, SWEEP_AGENTS)
+                    .await
+                {
                     tracing::warn!(error = %e, "queue sweep failed");
                 }
             }

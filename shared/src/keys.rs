@@ -11,13 +11,16 @@
 //! | `agents` | zset | every agent id on the roster (score 0, read in id order) |
 //! | `agent:<id>` | hash | profile JSON and live state (status, connection, capacity, offer, shift) |
 //! | `agent:<id>:tickets` | set | tickets assigned to the agent |
+//! | `agent:<id>:declined` | set | live tickets the agent declined or let lapse |
 //! | `free:<lang>`, `free:<lang>:<skill>`, `free:<lang>:@<region>` | zset | agents who could take an offer now, by (active, idle since) |
 //! | `ticket:<id>` | hash | the ticket and its state |
 //! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
 //! | `queue:<lang>` | zset | tickets waiting for a freed agent, by (priority desc, arrival) |
+//! | `queue:<lang>:<class>` | zset | the same, of one class (what they need: `refunds:3@north`) |
+//! | `qclasses:<lang>` | hash | the classes of a language with waiting tickets |
 //! | `routing` | zset | queued tickets the choice policy has yet to place, by when they began to wait for it (ms) |
 //! | `routeq` | list | routing tickets the dispatchers are asked to route (popped by one of them) |
-//! | `queues` | set | languages with a queue |
+//! | `queues` | set | languages with waiting tickets |
 //! | `offer:<id>` | hash | an offer (kept an hour after it ends, to tell `expired` from unknown) |
 //! | `deadlines` | zset | pending offers by deadline (ms) |
 //! | `grace` | zset | disconnected agents by end of grace (ms) |
@@ -28,6 +31,12 @@
 //! | `lease:<name>` | string | who holds a lease (the ledger writer) |
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
 //! | `push` | channel | messages for the gateways ([`crate::protocol::Push`]) |
+
+/// A ticket's class, as `src/lua/queues.lua` names it: what it needs of an agent besides the
+/// language, `refunds:3,disputes:2@north` (skills as stored, `@` then the region, if any).
+pub fn queue_class(skills: &str, region: &str) -> String {
+    format!("{skills}@{region}")
+}
 
 /// Key names for one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +50,15 @@ impl Keys {
         "agents",
         "agent",
         "agent_tickets",
+        "agent_declined",
         "free",
         "free_skill",
         "free_region",
         "ticket",
         "declined",
         "queue",
+        "class_queue",
+        "queue_classes",
         "routing",
         "route_queue",
         "queues",
@@ -108,6 +120,11 @@ impl Keys {
         self.key(&format!("free:{language}:@{region}"))
     }
 
+    /// The live tickets an agent declined or let lapse.
+    pub fn agent_declined(&self, id: &str) -> String {
+        self.key(&format!("agent:{id}:declined"))
+    }
+
     /// One ticket's hash.
     pub fn ticket(&self, id: &str) -> String {
         self.key(&format!("ticket:{id}"))
@@ -121,6 +138,17 @@ impl Keys {
     /// The waiting queue of a language.
     pub fn queue(&self, language: &str) -> String {
         self.key(&format!("queue:{language}"))
+    }
+
+    /// The waiting tickets of a language that need `class` (`<skills>@<region>`, see
+    /// [`queue_class`]).
+    pub fn class_queue(&self, language: &str, class: &str) -> String {
+        self.key(&format!("queue:{language}:{class}"))
+    }
+
+    /// The classes of a language that have waiting tickets (hash fields).
+    pub fn queue_classes(&self, language: &str) -> String {
+        self.key(&format!("qclasses:{language}"))
     }
 
     /// Queued tickets the choice policy has yet to place.

@@ -106,7 +106,7 @@ function Agent.put(keys, args)
     'max', args[6], 'rate', args[7], 'currency', args[8], 'tz', args[9])
   Agent.reindex(P, aid, a)
   U.emit(P, now, 'agent_upserted', {'agent', aid})
-  Match.serve(P, aid, a, now, Match.offers(args[10], args[11]))
+  Queue.serve(P, aid, a, now, Match.offers(args[10], args[11]))
   if created then return {'created'} end
   return {'updated'}
 end
@@ -124,7 +124,8 @@ function Agent.remove(keys, args)
   end
   Shift.finish(P, aid, a, now, now, 'removed')
   if not U.blank(a.inst) then redis.call('SREM', K.key(P, 'gateway_conns', a.inst), aid) end
-  redis.call('DEL', K.key(P, 'agent', aid), K.key(P, 'agent_tickets', aid))
+  redis.call('DEL', K.key(P, 'agent', aid), K.key(P, 'agent_tickets', aid),
+    K.key(P, 'agent_declined', aid))
   redis.call('ZREM', K.key(P, 'agents'), aid)
   U.emit(P, now, 'agent_removed', {'agent', aid})
   return {'ok'}

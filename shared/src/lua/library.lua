@@ -13,11 +13,12 @@ are arrays of words: a success word then data, or `{'error', code}` (util.lua).
 
 Matching happens where the change happens, so that no change waits for another process: a
 function that frees an agent offers it, in the same atomic step, the best ticket waiting for an
-agent (`Match.serve`); a ticket that needs an agent is routed by the choice policy in the
+agent (`Queue.serve`); a ticket that needs an agent is routed by the choice policy in the
 dispatcher (`candidates`, then `offer_ticket`; matching.lua says how).
 
 Files: keys.lua (key names), util.lua (clock, reads, events, replies), agents.lua (roster,
-free indexes, eligibility), matching.lua (queues and matching), offers.lua (an offer's answer
+free indexes, eligibility), queues.lua (the waiting queues), matching.lua (routing by the
+policy and offers), offers.lua (an offer's answer
 and end), tickets.lua (creation, completion, cancellation), shifts.lua (status, connections,
 shifts), timers.lua (deadlines, grace periods, dead gateways, leases).
 
@@ -33,13 +34,14 @@ The rules of API.md and where they are enforced:
       skills, region, not declined before) ..................... Agent.is_free, Agent.eligible
   §5  the best eligible agent: preferred, fewest active, longest idle,
       summed level, id ............................ candidates (+ dispatcher/src/policy.rs)
-  §5  a freed agent gets the best waiting ticket (priority, oldest) ... Match.serve
+  §5  a freed agent gets the best waiting ticket (priority, oldest),
+      however many it cannot take wait ahead ..................... Queue.serve (+ sweep)
   §5  one agent at a time, never two: the offer re-checks both ........ offer_ticket, Match.reserve
   §5  a lapsed offer goes to the next agent; missed offers set away .... expire_offers
   §5  a declined offer goes to the next agent at once ................. decline
   §5  a dropped connection's offer is re-routed at once ............... disconnect
   §5  tickets wait through the grace period, then go back to routing .. expire_grace, connect
-  §5  no ticket is lost: queued tickets are routing or parked ......... Match.to_routing, Match.park
+  §5  no ticket is lost: queued tickets are routing or parked ......... Match.to_routing, Queue.park
   §6  one live connection per agent; a newer one closes the older ..... connect
   §6  accept: another agent's, unknown or lapsed offers are refused .... accept (Offer.pending)
   §6  complete: only the agent's own assigned ticket .................. complete
@@ -50,11 +52,12 @@ The rules of API.md and where they are enforced:
 ]]
 
 -- One table per file, declared here so that every file may call into any other.
-local K, U, Agent, Match, Offer, Ticket, Shift, Timer = {}, {}, {}, {}, {}, {}, {}, {}
+local K, U, Agent, Queue, Match, Offer, Ticket, Shift, Timer = {}, {}, {}, {}, {}, {}, {}, {}, {}
 
 -- @include keys.lua
 -- @include util.lua
 -- @include agents.lua
+-- @include queues.lua
 -- @include matching.lua
 -- @include offers.lua
 -- @include tickets.lua
@@ -75,6 +78,7 @@ register('create_ticket', Ticket.create)
 register('candidates', Match.candidates)
 register('offer_ticket', Match.offer_ticket)
 register('stale_routing', Match.stale_routing)
+register('sweep', Queue.sweep)
 register('accept', Offer.accept)
 register('decline', Offer.decline)
 register('expire_offers', Timer.expire_offers)

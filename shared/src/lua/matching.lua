@@ -1,12 +1,12 @@
--- matching.lua: queues and matching (API.md §5): a ticket that needs an agent is routed by the
--- choice policy, parked in its language's queue while no agent can take it, and offered to an
--- agent one at a time.
+-- matching.lua: routing by the choice policy (API.md §5): a ticket that needs an agent is
+-- offered to the best eligible agent, one agent at a time, or parked in the queues (queues.lua)
+-- while no agent can take it.
 --
 -- A ticket that needs an agent is "routing" (in the `routing` zset) until the choice policy,
 -- which runs in the dispatcher (dispatcher/src/policy.rs), has picked its agent: `candidates`
 -- returns the agents that can be best and `offer_ticket` makes the offer. When no agent is
 -- eligible the ticket is parked in its language's queue, where a freed agent finds it
--- (`Match.serve`). A routing ticket is in no queue, so a freed agent does not take it: it goes
+-- (`Queue.serve`). A routing ticket is in no queue, so a freed agent does not take it: it goes
 -- to the agent the policy picks among all free agents, whichever of the two changes landed first.
 
 -- The offers one call may make ({next = id maker, timeout = ms}): the caller's id `base` for
@@ -32,13 +32,6 @@ function Match.to_routing(P, tid, now, signal)
   if signal then redis.call('LPUSH', K.key(P, 'route_queue'), tid) end
 end
 
--- No agent can take the ticket now: it waits in its language's queue for a freed agent.
-function Match.park(P, tid, t)
-  redis.call('ZADD', K.key(P, 'queue', t.lang), t.qscore, tid)
-  redis.call('SADD', K.key(P, 'queues'), t.lang)
-  redis.call('ZREM', K.key(P, 'routing'), tid)
-end
-
 -- Makes offer `oid` of ticket `tid` to agent `aid`, both checked eligible by the caller, for
 -- `timeout_ms` (API.md §5: one agent at a time; §6: the offer shows no context). Returns its
 -- deadline.
@@ -47,7 +40,7 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   local tk = K.key(P, 'ticket', tid)
   redis.call('HSET', tk, 'status', 'offered', 'offer', oid, 'offer_agent', aid)
   redis.call('HINCRBY', tk, 'offers', 1)
-  redis.call('ZREM', K.key(P, 'queue', t.lang), tid)
+  Queue.unpark(P, tid, t)
   redis.call('ZREM', K.key(P, 'routing'), tid)
   redis.call('HSET', K.key(P, 'offer', oid), 'ticket', tid, 'agent', aid, 'status', 'pending',
     'created', U.fmt(now), 'expires', U.fmt(expires))
@@ -62,32 +55,6 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
     language = t.lang, skills = cjson.decode(shown[2]), priority = tonumber(shown[3]),
     created_ms = tonumber(shown[4]), now_ms = now, expires_ms = expires})
   return expires
-end
-
--- How many waiting tickets per language a freed agent looks at.
-Match.QUEUE_SCAN = 256
-
--- API.md §5: a free agent is offered the waiting ticket it is eligible for with the highest
--- priority, oldest first. `offers` is from `Match.offers`. Returns the ticket offered, if any.
-function Match.serve(P, aid, a, now, offers)
-  if not Agent.is_free(a) then return nil end
-  local best_tid, best_t, best_score = nil, nil, nil
-  for _, lang in ipairs(U.list(a.langs, ',')) do
-    local entries = redis.call('ZRANGE', K.key(P, 'queue', lang), 0, Match.QUEUE_SCAN - 1,
-      'WITHSCORES')
-    for i = 1, #entries, 2 do
-      local tid, score = entries[i], tonumber(entries[i + 1])
-      if best_score and score >= best_score then break end
-      local t = Ticket.read(P, tid)
-      if t and t.status == 'queued' and Agent.eligible(P, aid, a, tid, t) then
-        best_tid, best_t, best_score = tid, t, score
-        break
-      end
-    end
-  end
-  if not best_tid then return nil end
-  Match.reserve(P, best_tid, best_t, aid, a, offers.next(), offers.timeout, now)
-  return best_tid
 end
 
 -- The agents that can be best for queued ticket `tid` (fields `t`), from index entry `offset`,
@@ -140,7 +107,7 @@ function Match.find_candidates(P, tid, t, offset, limit)
     end
     seen = seen + #entries / 2
     if #entries < 2 * n then
-      if #out == 1 then Match.park(P, tid, t) end
+      if #out == 1 then Queue.park(P, tid, t) end
       return out
     end
     chunk = chunk * 4

@@ -24,7 +24,10 @@ function Offer.finish(P, oid, o, why, now, notify)
   local t = Ticket.read(P, o.ticket)
   if t and t.status == 'offered' and t.offer == oid then
     if why == 'expired' or why == 'declined' then
+      -- Both ways: who declined the ticket (for its candidates), and what the agent declined
+      -- (for the queues it is served from).
       redis.call('SADD', K.key(P, 'declined', o.ticket), o.agent)
+      redis.call('SADD', K.key(P, 'agent_declined', o.agent), o.ticket)
     end
     if why ~= 'cancelled' then Match.to_routing(P, o.ticket, now, true) end
   end
@@ -74,7 +77,7 @@ function Offer.accept(keys, args)
     a.shift or ''})
   local reply = {'ok', o.ticket}
   for _, v in ipairs(redis.call('HGETALL', tk)) do reply[#reply + 1] = v end
-  Match.serve(P, aid, a, now, Match.offers(args[3], args[4]))
+  Queue.serve(P, aid, a, now, Match.offers(args[3], args[4]))
   return reply
 end
 
@@ -90,6 +93,6 @@ function Offer.decline(keys, args)
   local a = Offer.finish(P, oid, o, 'declined', now, false)
   U.emit(P, now, 'offer_declined', {'ticket', o.ticket, 'agent', aid, 'offer', oid, 'reason',
     args[3] or ''})
-  if a then Match.serve(P, aid, a, now, Match.offers(args[4], args[5])) end
+  if a then Queue.serve(P, aid, a, now, Match.offers(args[4], args[5])) end
   return {'ok'}
 end

@@ -107,7 +107,7 @@ function Shift.set_status(keys, args)
   if want == 'available' then redis.call('HSET', k, 'missed', '0') end
   Shift.set(P, aid, a, want, 'requested', now)
   Agent.reindex(P, aid, a)
-  Match.serve(P, aid, a, now, Match.offers(args[4], args[5]))
+  Queue.serve(P, aid, a, now, Match.offers(args[4], args[5]))
   return {'ok', a.status, a.shift or ''}
 end
 
@@ -136,7 +136,7 @@ function Shift.connect(keys, args)
   redis.call('SADD', K.key(P, 'gateway_conns', inst), aid)
   Agent.reindex(P, aid, a)
   U.emit(P, now, 'agent_connected', {'agent', aid, 'conn', conn, 'shift', a.shift or ''})
-  Match.serve(P, aid, a, now, Match.offers(args[4], args[5]))
+  Queue.serve(P, aid, a, now, Match.offers(args[4], args[5]))
   local reply = {'ok', a.status, a.shift or '', a.offer or ''}
   for _, tid in ipairs(redis.call('SMEMBERS', K.key(P, 'agent_tickets', aid))) do
     reply[#reply + 1] = tid

@@ -12,6 +12,13 @@ Ticket.FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer', 'o
 -- How long an idempotency key is remembered, seconds.
 Ticket.IDEMPOTENCY_SECS = 172800
 
+-- The ticket ended: the agents who declined it forget it (their sets hold only live tickets).
+function Ticket.forget_declines(P, tid)
+  for _, aid in ipairs(redis.call('SMEMBERS', K.key(P, 'declined', tid))) do
+    redis.call('SREM', K.key(P, 'agent_declined', aid), tid)
+  end
+end
+
 -- The ticket's fields, or nil if there is no such ticket.
 function Ticket.read(P, tid)
   return U.hmget(K.key(P, 'ticket', tid), Ticket.FIELDS)
@@ -71,13 +78,14 @@ function Ticket.complete(keys, args)
   if not a then return U.reject('ticket_not_found') end
   redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'completed', 'completed_at', U.fmt(now),
     'outcome', args[3], 'note', args[4] or '')
+  Ticket.forget_declines(P, tid)
   redis.call('SREM', K.key(P, 'agent_tickets', aid), tid)
   a.active = tostring(math.max(0, tonumber(a.active) - 1))
   redis.call('HSET', K.key(P, 'agent', aid), 'active', a.active, 'last_seen', U.fmt(now))
   Agent.reindex(P, aid, a)
   U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome', args[3], 'shift',
     a.shift or ''})
-  Match.serve(P, aid, a, now, Match.offers(args[5], args[6]))
+  Queue.serve(P, aid, a, now, Match.offers(args[5], args[6]))
   return {'ok'}
 end
 
@@ -94,7 +102,7 @@ function Ticket.cancel(keys, args)
   if t.status == 'cancelled' then return {'ok'} end
   local freed, a = '', nil
   if t.status == 'queued' then
-    redis.call('ZREM', K.key(P, 'queue', t.lang), tid)
+    Queue.unpark(P, tid, t)
     redis.call('ZREM', K.key(P, 'routing'), tid)
   elseif t.status == 'offered' then
     local o = U.hgetall(K.key(P, 'offer', t.offer))
@@ -113,7 +121,8 @@ function Ticket.cancel(keys, args)
   end
   redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'cancelled', 'cancelled_at', U.fmt(now),
     'offer', '', 'offer_agent', '')
+  Ticket.forget_declines(P, tid)
   U.emit(P, now, 'ticket_cancelled', {'ticket', tid, 'agent', freed, 'was', t.status})
-  if a then Match.serve(P, freed, a, now, Match.offers(args[2], args[3])) end
+  if a then Queue.serve(P, freed, a, now, Match.offers(args[2], args[3])) end
   return {'ok'}
 end

@@ -24,7 +24,7 @@ function Timer.expire_offers(keys, args)
           Agent.reindex(P, o.agent, a)
           U.push(P, {kind = 'status', agent = o.agent, status = 'away', reason = 'missed_offers'})
         end
-        Match.serve(P, o.agent, a, now, offers)
+        Queue.serve(P, o.agent, a, now, offers)
       end
     else
       redis.call('ZREM', deadlines, oid)

@@ -39,6 +39,8 @@ pub enum Function {
     OfferTicket,
     /// Routing tickets a dead dispatcher left.
     StaleRouting,
+    /// The queue sweep: free agents offered what they may take.
+    Sweep,
     /// The agent accepts an offer.
     Accept,
     /// The agent declines an offer.
@@ -65,13 +67,14 @@ pub enum Function {
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 17] = [
+    pub const ALL: [Function; 18] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
         Self::Candidates,
         Self::OfferTicket,
         Self::StaleRouting,
+        Self::Sweep,
         Self::Accept,
         Self::Decline,
         Self::ExpireOffers,
@@ -94,6 +97,7 @@ impl Function {
             Self::Candidates => "candidates",
             Self::OfferTicket => "offer_ticket",
             Self::StaleRouting => "stale_routing",
+            Self::Sweep => "sweep",
             Self::Accept => "accept",
             Self::Decline => "decline",
             Self::ExpireOffers => "expire_offers",
@@ -322,12 +326,15 @@ mod tests {
             "agents" => k.agents(),
             "agent" => k.agent("X1"),
             "agent_tickets" => k.agent_tickets("X1"),
+            "agent_declined" => k.agent_declined("X1"),
             "free" => k.free("X1"),
             "free_skill" => k.free_skill("X1", "X2"),
             "free_region" => k.free_region("X1", "X2"),
             "ticket" => k.ticket("X1"),
             "declined" => k.declined("X1"),
             "queue" => k.queue("X1"),
+            "class_queue" => k.class_queue("X1", "X2"),
+            "queue_classes" => k.queue_classes("X1"),
             "routing" => k.routing(),
             "route_queue" => k.route_queue(),
             "queues" => k.queues(),
@@ -387,11 +394,11 @@ mod tests {
         let joined: Vec<&str> = SOURCE.lines().collect();
         let n = joined
             .iter()
-            .position(|l| l.starts_with("function Match.serve("))
-            .expect("Match.serve is in the library")
+            .position(|l| l.starts_with("function Queue.serve("))
+            .expect("Queue.serve is in the library")
             + 1;
         let (file, line) = locate(n).expect("a line of a file");
-        assert_eq!(file, "matching.lua");
+        assert_eq!(file, "queues.lua");
         let (_, text) = files()
             .into_iter()
             .find(|(f, _)| f == file)
@@ -399,7 +406,7 @@ mod tests {
         assert!(text
             .lines()
             .nth(line - 1)
-            .is_some_and(|l| l.starts_with("function Match.serve(")));
+            .is_some_and(|l| l.starts_with("function Queue.serve(")));
         let registration = joined
             .iter()
             .position(|l| l.starts_with("local function register"))
@@ -418,7 +425,7 @@ mod tests {
         assert_eq!(
             annotate(&format!("ERR user_function:{n}: boom")),
             format!(
-                "ERR user_function:{n}: boom (shared/src/lua/matching.lua:{line_of_serve})",
+                "ERR user_function:{n}: boom (shared/src/lua/queues.lua:{line_of_serve})",
                 line_of_serve = locate(n).map(|(_, l)| l).unwrap_or_default()
             )
         );

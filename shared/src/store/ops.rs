@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::reply::{
     CandidatePage, ConnectReply, Count, CreatedTicket, Done, Ids, LeaseState, OfferOutcome,
-    StatusNow, Upserted,
+    StatusNow, Swept, Upserted,
 };
 use super::{Function, Store, StoreError};
 use crate::domain::{
@@ -69,6 +69,22 @@ fn compact_skills(skills: &crate::domain::Skills) -> String {
 pub struct NewTicketFields(Vec<(&'static str, String)>);
 
 impl NewTicketFields {
+    /// The value of hash field `name` (`req`, `region`, ...), if the ticket has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The ticket's queue class (see [`crate::keys::queue_class`]).
+    pub fn queue_class(&self) -> String {
+        crate::keys::queue_class(
+            self.get("req").unwrap_or_default(),
+            self.get("region").unwrap_or_default(),
+        )
+    }
+
     /// Flattens a validated ticket.
     pub fn new(t: &NewTicket) -> Self {
         let context = t
@@ -208,6 +224,34 @@ impl Store {
             )
             .await?;
         Ok(ids.0)
+    }
+
+    /// The queue sweep over the free agents of `language`, `count` of them from index entry
+    /// `offset`: each is offered the best waiting ticket it may take. Returns where to go on
+    /// (0: from the start) and how many offers were made.
+    pub async fn sweep(
+        &self,
+        language: &str,
+        offset: u64,
+        count: u32,
+    ) -> Result<(u64, u32), StoreError> {
+        let next = self.next_offer();
+        let Swept {
+            next_offset,
+            offers,
+        } = self
+            .call(
+                Function::Sweep,
+                &[
+                    language,
+                    &offset.to_string(),
+                    &count.to_string(),
+                    &next[0],
+                    &next[1],
+                ],
+            )
+            .await?;
+        Ok((next_offset, offers))
     }
 
     /// The agent accepts an offer; returns the `assigned` frame. An agent with capacity left is

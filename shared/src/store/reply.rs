@@ -81,6 +81,25 @@ impl FromReply for Ids {
     }
 }
 
+/// What `sweep` did: where to go on, and how many offers it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// The free-index entry to continue from (0: the index ended).
+    pub next_offset: u64,
+    /// Offers made.
+    pub offers: u32,
+}
+
+impl FromReply for Swept {
+    fn from_reply(function: &str, words: Vec<String>) -> Result<Self, StoreError> {
+        first(function, &words, &["ok"])?;
+        Ok(Swept {
+            next_offset: num(function, &words, 1)?,
+            offers: num(function, &words, 2)?,
+        })
+    }
+}
+
 /// What `put_agent` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {

@@ -4,7 +4,8 @@
 //!
 //! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
 //! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent),
-//! `routing` (who routes a ticket, and after a dispatcher died) and
+//! `routing` (who routes a ticket, and after a dispatcher died), `starvation` (a ticket behind
+//! a thousand its agent cannot take) and
 //! `no_ticket_lost`; the helpers they share are in `support`.
 
 mod drops;
@@ -14,4 +15,5 @@ mod no_ticket_lost;
 mod offers;
 mod order;
 mod routing;
+mod starvation;
 mod support;

@@ -6,12 +6,13 @@ use std::fmt::Write as _;
 use dispatcher::matcher::Matcher;
 use e2e::REDIS_URL;
 use proptest::test_runner::TestCaseError;
-use shared::domain::{AgentId, TicketId};
-use shared::store::{Store, StoreError};
+use serde_json::json;
+use shared::domain::{AgentId, NewTicket, TicketId};
+use shared::store::{CreatedTicket, NewTicketFields, Store, StoreError};
 
 use crate::reference::{Expect, MTicket, Model};
 use crate::world::{Op, Profile, Want};
-use crate::{IDS, LONG_OFFER, PAST_DEADLINE, SHORT_OFFER};
+use crate::{BALLAST, IDS, LONG_OFFER, PAST_DEADLINE, SHORT_OFFER};
 
 static LIBRARY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
@@ -53,12 +54,15 @@ pub(crate) struct Case {
     pub(crate) m: Model,
     pub(crate) conns: u32,
     pub(crate) trace: String,
+    /// Tickets nobody can take, waiting in each language ahead of the model's (not in it).
+    pub(crate) ballast: usize,
 }
 
 impl Case {
     pub(crate) async fn new(
         profiles: &[Profile; 3],
         online: &[bool; 3],
+        ballast: bool,
     ) -> Result<Self, TestCaseError> {
         let namespace = e2e::fresh_namespace();
         let store = Store::open(REDIS_URL, &namespace).expect("store");
@@ -71,6 +75,28 @@ impl Case {
                 .await
                 .map_err(|e| fail(format!("put_agent {}: {e}", IDS[a])))?;
         }
+        let ballast = if ballast { BALLAST } else { 0 };
+        for i in 0..2 * ballast {
+            let lang = if i % 2 == 0 { "sv" } else { "en" };
+            let body: NewTicket =
+                serde_json::from_value(e2e::ticket(lang, json!({"impossible": 1}), 9))
+                    .expect("a ticket");
+            let created = store
+                .create_ticket(
+                    &TicketId::generate(),
+                    None,
+                    &NewTicketFields::new(&body),
+                    16,
+                )
+                .await
+                .map_err(|e| fail(format!("ballast: {e}")))?;
+            if !matches!(&created, CreatedTicket::Created { page, .. } if page.candidates.is_empty() && page.next_offset.is_none())
+            {
+                return Err(fail(format!(
+                    "a ballast ticket was not parked: {created:?}"
+                )));
+            }
+        }
         let mut case = Self {
             long: Matcher::new(store.clone().with_offer_timeout(LONG_OFFER)),
             short: Matcher::new(store.clone().with_offer_timeout(SHORT_OFFER)),
@@ -79,6 +105,7 @@ impl Case {
             m: Model::new(profiles),
             conns: 0,
             trace: String::new(),
+            ballast,
         };
         // Agents that start the case online: connected and available, as set-up steps.
         for (a, on) in online.iter().enumerate() {

@@ -2,9 +2,11 @@
 //! invariants on it.
 
 use proptest::test_runner::TestCaseError;
+use redis::AsyncCommands;
 use shared::domain::TicketStatus;
 
 use crate::case::{aid, fail, Case};
+use crate::world::Lang;
 use crate::IDS;
 
 impl Case {
@@ -290,6 +292,8 @@ impl Case {
                 }
             }
         }
+        let parked: Vec<bool> = waits.iter().map(|w| w.0.is_some()).collect();
+        broken.extend(self.index_errors(&parked).await?);
         if !broken.is_empty() {
             return Err(fail(format!(
                 "invariants broken:\n    {}",
@@ -297,5 +301,92 @@ impl Case {
             )));
         }
         Ok(())
+    }
+
+    /// What is wrong with the indexes: the queues by language and by class against the tickets
+    /// parked (`parked[t]`, and the ballast), the free indexes against who is free.
+    async fn index_errors(&self, parked: &[bool]) -> Result<Vec<String>, TestCaseError> {
+        let keys = self.store.keys().clone();
+        let mut conn = self.store.conn();
+        let redis_err = |e: redis::RedisError| fail(format!("redis: {e}"));
+        let mut broken = Vec::new();
+        for lang in [Lang::Sv, Lang::En] {
+            let code = lang.code();
+            let waiting: usize = conn.zcard(keys.queue(code)).await.map_err(redis_err)?;
+            let mine = (0..self.m.tickets.len())
+                .filter(|&t| parked[t] && self.m.tickets[t].spec.lang == lang)
+                .count();
+            if waiting != self.ballast + mine {
+                broken.push(format!(
+                    "queue:{code} holds {waiting}, but {} ballast and {mine} parked tickets wait",
+                    self.ballast
+                ));
+            }
+            let classes: Vec<String> = conn
+                .hkeys(keys.queue_classes(code))
+                .await
+                .map_err(redis_err)?;
+            let mut in_classes = 0;
+            for class in &classes {
+                let n: usize = conn
+                    .zcard(keys.class_queue(code, class))
+                    .await
+                    .map_err(redis_err)?;
+                if n == 0 {
+                    broken.push(format!(
+                        "class {class:?} of {code} is listed with no ticket"
+                    ));
+                }
+                in_classes += n;
+            }
+            if in_classes != waiting {
+                broken.push(format!(
+                    "the class queues of {code} hold {in_classes}, its queue {waiting}"
+                ));
+            }
+            let languages: Vec<String> = conn.smembers(keys.queues()).await.map_err(redis_err)?;
+            if languages.contains(&code.to_owned()) != (waiting > 0) {
+                broken.push(format!(
+                    "queues lists {languages:?} while {waiting} {code} tickets wait"
+                ));
+            }
+        }
+        for (t, mt) in self.m.tickets.iter().enumerate() {
+            let fields = mt.spec.fields();
+            let class = fields.queue_class();
+            let lang = mt.spec.lang.code();
+            let in_class: Option<f64> = conn
+                .zscore(keys.class_queue(lang, &class), &mt.id)
+                .await
+                .map_err(redis_err)?;
+            if in_class.is_some() != parked[t] {
+                broken.push(format!(
+                    "ticket #{t}: in the queue of class {class:?}: {}, parked: {}",
+                    in_class.is_some(),
+                    parked[t]
+                ));
+            }
+        }
+        for (a, ag) in self.m.agents.iter().enumerate() {
+            if !ag.exists {
+                continue;
+            }
+            for lang in [Lang::Sv, Lang::En] {
+                let indexed: Option<f64> = conn
+                    .zscore(keys.free(lang.code()), IDS[a])
+                    .await
+                    .map_err(redis_err)?;
+                let want = self.m.is_free(a) && ag.profile.langs.contains(&lang);
+                if indexed.is_some() != want {
+                    broken.push(format!(
+                        "{} in free:{}: {}, free and speaks it: {want}",
+                        IDS[a],
+                        lang.code(),
+                        indexed.is_some()
+                    ));
+                }
+            }
+        }
+        Ok(broken)
     }
 }

@@ -1,0 +1,118 @@
+-- queues.lua: the waiting queues (API.md §5): tickets no agent can take now wait by priority,
+-- oldest first, in their language's queue and in the queue of their class, and a freed agent
+-- is offered the best it may take.
+--
+-- A class is what a ticket needs besides its language (skills and levels, region). A freed
+-- agent looks only at the classes it may take (`queue_classes` lists a language's), at the head
+-- of each, skipping only the tickets it declined: tickets nobody can take, however many wait
+-- ahead, cost it nothing (API.md §5: no ticket starves behind others).
+
+-- A ticket's class: what it needs of an agent besides the language, "refunds:3,disputes:2@north"
+-- ("@" when nothing). Tickets of one class are eligible for the same agents (but for declines).
+function Queue.class_of(t)
+  return (t.req or '') .. '@' .. (t.region or '')
+end
+
+-- No agent can take the ticket now: it waits in its language's queue for a freed agent, and in
+-- the queue of its class, which a freed agent looks at only if it may take that class.
+function Queue.park(P, tid, t)
+  local class = Queue.class_of(t)
+  redis.call('ZADD', K.key(P, 'queue', t.lang), t.qscore, tid)
+  redis.call('ZADD', K.key(P, 'class_queue', t.lang, class), t.qscore, tid)
+  redis.call('HSET', K.key(P, 'queue_classes', t.lang), class, '1')
+  redis.call('SADD', K.key(P, 'queues'), t.lang)
+  redis.call('ZREM', K.key(P, 'routing'), tid)
+end
+
+-- The ticket leaves its queues (it is offered or cancelled); empty queues are forgotten.
+function Queue.unpark(P, tid, t)
+  local queue = K.key(P, 'queue', t.lang)
+  if redis.call('ZREM', queue, tid) == 0 then return end
+  local class = Queue.class_of(t)
+  local class_queue = K.key(P, 'class_queue', t.lang, class)
+  redis.call('ZREM', class_queue, tid)
+  if redis.call('EXISTS', class_queue) == 0 then
+    redis.call('HDEL', K.key(P, 'queue_classes', t.lang), class)
+  end
+  if redis.call('EXISTS', queue) == 0 then redis.call('SREM', K.key(P, 'queues'), t.lang) end
+end
+
+-- Whether agent `a` (its levels `have`) may take tickets of `class` (API.md §5: every skill at
+-- the level, inside the region; the language is the queue's).
+function Queue.may_take(a, have, class)
+  local req, region = string.match(class, '^(.*)@(.*)$')
+  for skill, need in pairs(U.levels(req)) do
+    if (have[skill] or 0) < need then return false end
+  end
+  return region == '' or string.find(a.regions or '', ',' .. region .. ',', 1, true) ~= nil
+end
+
+-- The first ticket of class queue `queue` scoring below `bound` (if given) that the agent has
+-- not declined (set `declined`, nil if it declined nothing): its id and score, or nil. Read in
+-- chunks growing from 16 to 1,024 and checked a chunk per command, so skipping the tickets an
+-- agent declined costs one ZRANGE and one SMISMEMBER per chunk, not a read per ticket.
+function Queue.first_not_declined(queue, declined, bound)
+  local offset, chunk = 0, 1
+  if declined then chunk = 16 end
+  while true do
+    local entries = redis.call('ZRANGE', queue, offset, offset + chunk - 1, 'WITHSCORES')
+    if #entries == 0 then return nil end
+    local ids = {}
+    for i = 1, #entries, 2 do ids[#ids + 1] = entries[i] end
+    local seen = {}
+    if declined then seen = redis.call('SMISMEMBER', declined, unpack(ids)) end
+    for i, tid in ipairs(ids) do
+      local score = tonumber(entries[2 * i])
+      if bound and score >= bound then return nil end
+      if seen[i] ~= 1 then return tid, score end
+    end
+    if #ids < chunk then return nil end
+    offset = offset + chunk
+    chunk = math.min(chunk * 4, 1024)
+  end
+end
+
+-- API.md §5: a free agent is offered the waiting ticket it is eligible for with the highest
+-- priority, oldest first. Only the classes it may take are looked at, and in each only the
+-- tickets ahead that it declined are skipped, so tickets it cannot take, however many, cost
+-- nothing. `offers` is from `Match.offers`. Returns the ticket offered, if any.
+function Queue.serve(P, aid, a, now, offers)
+  if not Agent.is_free(a) then return nil end
+  local have = U.levels(a.skills)
+  local declined = K.key(P, 'agent_declined', aid)
+  if redis.call('EXISTS', declined) == 0 then declined = nil end
+  local best_tid, best_score = nil, nil
+  for _, lang in ipairs(U.list(a.langs, ',')) do
+    for _, class in ipairs(redis.call('HKEYS', K.key(P, 'queue_classes', lang))) do
+      if Queue.may_take(a, have, class) then
+        local queue = K.key(P, 'class_queue', lang, class)
+        local tid, score = Queue.first_not_declined(queue, declined, best_score)
+        if tid then best_tid, best_score = tid, score end
+      end
+    end
+  end
+  if not best_tid then return nil end
+  Match.reserve(P, best_tid, Ticket.read(P, best_tid), aid, a, offers.next(), offers.timeout, now)
+  return best_tid
+end
+
+-- sweep: a safety net that changes nothing while the state machine keeps its promise: up to
+-- `count` free agents of a language, from index entry `offset`, are each offered the best
+-- waiting ticket they can take (as a transition that frees them would have). The caller
+-- continues from the offset returned, so every free agent is looked at in turn.
+-- ARGV: language, offset, count, offer id, timeout ms. Reply: 'ok', next offset (0 when the
+-- index ended), how many offers were made.
+function Queue.sweep(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local offset, count = tonumber(args[2]), tonumber(args[3])
+  local offers = Match.offers(args[4], args[5])
+  local free = redis.call('ZRANGE', K.key(P, 'free', args[1]), offset, offset + count - 1)
+  local made = 0
+  for _, aid in ipairs(free) do
+    local a = Agent.read(P, aid)
+    if a and Queue.serve(P, aid, a, now, offers) then made = made + 1 end
+  end
+  local next_offset = offset + #free - made
+  if #free < count then next_offset = 0 end
+  return {'ok', tostring(next_offset), tostring(made)}
+end
