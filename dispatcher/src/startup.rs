@@ -74,7 +74,8 @@ impl Application {
             tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
         }
         let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
-            .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
+            .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?
+            .with_stream_retention(settings.event_retention);
         let listener = TcpListener::bind(&settings.dispatcher_listen).map_err(|source| {
             StartupError::Bind {
                 addr: settings.dispatcher_listen.clone(),
@@ -127,6 +128,7 @@ impl Application {
             matcher: matcher.clone(),
             missed_before_away: settings.missed_offers_before_away,
             grace: settings.disconnect_grace,
+            ticket_retention: settings.ticket_retention,
         };
         let mut workers = vec![
             tokio::spawn(timers.run(shutdown.clone())),

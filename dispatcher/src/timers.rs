@@ -1,4 +1,5 @@
-//! The clocks of dispatch: offer deadlines, grace periods, silent gateways, tickets a dead
+//! The clocks of dispatch: offer deadlines, grace periods, silent gateways, ended tickets
+//! leaving Redis after their retention (once the ledger has them), tickets a dead
 //! dispatcher left routing, and the queue sweep (a safety net that goes through every free
 //! agent in turn).
 //!
@@ -38,6 +39,8 @@ pub struct Timers {
     pub missed_before_away: u32,
     /// `DISCONNECT_GRACE_SECS`.
     pub grace: Duration,
+    /// `TICKET_RETENTION_SECS`.
+    pub ticket_retention: Duration,
 }
 
 impl Timers {
@@ -69,6 +72,9 @@ impl Timers {
                 if let Err(e) = self.matcher.recover_stale().await {
                     tracing::warn!(error = %e, "routing left-over tickets failed");
                 }
+                if let Err(e) = self.purge().await {
+                    tracing::warn!(error = %e, "removing ended tickets from redis failed");
+                }
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = tokio::time::Instant::now();
@@ -92,6 +98,17 @@ impl Timers {
             == BATCH
         {}
         while self.store.expire_grace(BATCH).await? == BATCH {}
+        Ok(())
+    }
+
+    /// Ended tickets past the retention that the ledger has stored leave Redis.
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        while self
+            .store
+            .purge_tickets(self.ticket_retention, BATCH)
+            .await?
+            == BATCH
+        {}
         Ok(())
     }
 

@@ -7,8 +7,12 @@
 //! - [`writer`]: the lease-holding writer that keeps the ledger caught up with the stream.
 //! - [`query`]: payroll rows, read back (streamed, for exports of any size).
 //! - [`report`]: windows, JSON views and RFC 4180 CSV of the payroll endpoints and export.
+//! - [`tickets`]: the archive of ended tickets, which `GET /v1/tickets/{id}` reads once Redis
+//!   no longer holds them.
 //!
-//! Redis holds the live state; this crate turns the namespace's event stream into shift records.
+//! Redis holds the live state; this crate turns the namespace's event stream into shift records
+//! and the archive of ended tickets, and tells Redis how far it has stored (so that an ended
+//! ticket leaves Redis only once it is here).
 //! Dispatch never waits on it: if PostgreSQL is down the stream keeps the events.
 
 pub mod apply;
@@ -16,6 +20,7 @@ pub mod arith;
 pub mod batch;
 pub mod query;
 pub mod report;
+pub mod tickets;
 pub mod writer;
 
 use std::time::Duration;
@@ -61,6 +66,8 @@ pub fn client_error(e: LedgerError) -> shared::error::ClientError {
 pub struct Ledger {
     pool: PgPool,
     namespace: String,
+    /// How long the stream keeps what the ledger stored (`EVENT_RETENTION_SECS`).
+    stream_retention: Duration,
 }
 
 impl Ledger {
@@ -73,7 +80,14 @@ impl Ledger {
         Ok(Self {
             pool,
             namespace: namespace.to_owned(),
+            stream_retention: Duration::from_secs(3600),
         })
+    }
+
+    /// The same ledger, leaving events it stored in the stream for `retention`.
+    pub fn with_stream_retention(mut self, retention: Duration) -> Self {
+        self.stream_retention = retention;
+        self
     }
 
     /// The connection pool.

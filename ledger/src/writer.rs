@@ -5,18 +5,21 @@
 //! stored in PostgreSQL and applies each batch in one transaction that also advances the offset:
 //! reading is at-least-once, applying exactly once, and a replayed event changes nothing. While
 //! PostgreSQL is down the stream keeps the events and dispatch goes on; the writer catches up
-//! when it returns, then trims what it has stored from the stream.
+//! when it returns, then trims what it has stored from the stream. Each committed batch also
+//! archives the tickets that ended in it and moves Redis's `ledger:stored` mark, after which
+//! those tickets may leave Redis (`purge_tickets`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::events::{EventError, StreamEvent, StreamId};
+use shared::events::{Event, EventError, StreamEvent, StreamId};
 use shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::close_shift;
 use crate::batch::apply_events;
+use crate::tickets::archive;
 use crate::{Ledger, LedgerError};
 
 /// How many events one transaction applies at most.
@@ -25,9 +28,6 @@ const BATCH: usize = 1000;
 const LEASE: Duration = Duration::from_secs(10);
 /// How often open shifts are checked against the live state.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-/// How long events stay in the stream after the ledger stored them: the recent past stays
-/// readable for operators, audits and consumers that come later.
-const RETAIN: Duration = Duration::from_secs(3600);
 
 /// A batch read from the stream: the events this build knows, the entries it could not read
 /// (kept in `ledger_rejects`), and the last id read.
@@ -35,6 +35,8 @@ struct Batch {
     events: Vec<StreamEvent>,
     unreadable: Vec<(StreamId, HashMap<String, String>, String)>,
     last: StreamId,
+    /// The tickets that ended in the batch, read from Redis (view and note) to archive.
+    ended: Vec<(shared::domain::TicketView, String)>,
 }
 
 impl Ledger {
@@ -69,9 +71,22 @@ impl Ledger {
             .xrange_count(store.keys().events(), &start, "+", BATCH)
             .await?;
         let read = reply.ids.len();
-        let Some(batch) = read_batch(reply) else {
+        let Some(mut batch) = read_batch(reply) else {
             return Ok(0);
         };
+        // Ended tickets are read before the transaction and marked stored (in Redis) only after
+        // it commits, so Redis lets a ticket go only once PostgreSQL has it.
+        let ended: Vec<String> = batch
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::TicketCompleted { ticket, .. } | Event::TicketCancelled { ticket, .. } => {
+                    Some(ticket.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        batch.ended = store.ended_tickets(&ended).await?;
         match self.store_batch(&batch, false).await {
             Err(LedgerError::Database(sqlx::Error::Database(e))) => {
                 // The database refused an event (a constraint): find it, record it, go on,
@@ -81,6 +96,7 @@ impl Ledger {
             }
             other => other?,
         }
+        store.ledger_stored(batch.last).await?;
         self.trim(store, batch.last).await;
         Ok(read)
     }
@@ -99,6 +115,7 @@ impl Ledger {
         for (id, fields, error) in &batch.unreadable {
             self.reject(&mut tx, *id, fields, error).await?;
         }
+        archive(&mut tx, &self.namespace, &batch.ended).await?;
         sqlx::query(
             "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO UPDATE SET last_ms = $2, last_seq = $3",
@@ -155,14 +172,15 @@ impl Ledger {
         }
     }
 
-    /// Drops from the stream what the ledger stored over an hour ago. (The ledger is the
+    /// Drops from the stream what the ledger stored longer ago than its stream retention. (The ledger is the
     /// stream's only reader that needs its past: matching does not read the stream, and a
     /// consumer group an earlier version left on it does not hold trimming back.)
     async fn trim(&self, store: &Store, stored: StreamId) {
         let Ok(now) = store.now_ms().await else {
             return;
         };
-        let retain = i64::try_from(RETAIN.as_millis()).unwrap_or(i64::MAX);
+        // The recent past stays readable for operators, audits and consumers that come later.
+        let retain = i64::try_from(self.stream_retention.as_millis()).unwrap_or(i64::MAX);
         let StreamId { ms, seq } = if now - retain < stored.ms {
             StreamId {
                 ms: now - retain,
@@ -281,6 +299,7 @@ fn read_batch(reply: redis::streams::StreamRangeReply) -> Option<Batch> {
         events: Vec::with_capacity(reply.ids.len()),
         unreadable: Vec::new(),
         last: StreamId::parse(&reply.ids.last()?.id)?,
+        ended: Vec::new(),
     };
     for entry in reply.ids {
         let Some(id) = StreamId::parse(&entry.id) else {

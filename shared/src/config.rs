@@ -60,6 +60,10 @@ pub struct Settings {
     pub breaks_paid: bool,
     /// `AGENT_APP_ORIGINS`, comma-separated.
     pub agent_app_origins: Vec<String>,
+    /// `TICKET_RETENTION_SECS`: how long an ended ticket stays in Redis (then PostgreSQL only).
+    pub ticket_retention: Duration,
+    /// `EVENT_RETENTION_SECS`: how long the stream keeps events the ledger has stored.
+    pub event_retention: Duration,
 }
 
 impl Settings {
@@ -128,6 +132,11 @@ impl Settings {
         let disconnect_grace =
             Duration::from_secs(number(&get, "DISCONNECT_GRACE_SECS", 60, 0, 86_400)?);
 
+        let ticket_retention =
+            Duration::from_secs(number(&get, "TICKET_RETENTION_SECS", 3600, 1, 90 * 86_400)?);
+        let event_retention =
+            Duration::from_secs(number(&get, "EVENT_RETENTION_SECS", 3600, 1, 30 * 86_400)?);
+
         let agent_app_origins = get("AGENT_APP_ORIGINS")
             .map(|v| {
                 v.split(',')
@@ -160,6 +169,8 @@ impl Settings {
             geofences_file: get("GEOFENCES_FILE").map(PathBuf::from),
             breaks_paid,
             agent_app_origins,
+            ticket_retention,
+            event_retention,
         })
     }
 
@@ -290,6 +301,8 @@ mod tests {
         assert_eq!(s.disconnect_grace, Duration::from_secs(60));
         assert!(!s.breaks_paid);
         assert!(s.agent_app_origins.is_empty());
+        assert_eq!(s.ticket_retention, Duration::from_secs(3600));
+        assert_eq!(s.event_retention, Duration::from_secs(3600));
     }
 
     #[test]
@@ -309,6 +322,8 @@ mod tests {
         assert_eq!(e.var, "REDIS_URL");
         let e = settings(&[("JWT_SECRET", "x"), ("DISPATCHER_LISTEN", "nope")]).expect_err("addr");
         assert_eq!(e.var, "DISPATCHER_LISTEN");
+        let e = settings(&[("JWT_SECRET", "x"), ("TICKET_RETENTION_SECS", "0")]).expect_err("0");
+        assert_eq!(e.var, "TICKET_RETENTION_SECS");
         let e =
             settings(&[("JWT_SECRET", "x"), ("AGENT_APP_ORIGINS", "ftp://x")]).expect_err("origin");
         assert_eq!(e.var, "AGENT_APP_ORIGINS");

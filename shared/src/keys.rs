@@ -21,7 +21,9 @@
 //! | `routing` | zset | queued tickets the choice policy has yet to place, by when they began to wait for it (ms) |
 //! | `routeq` | list | routing tickets the dispatchers are asked to route (popped by one of them) |
 //! | `queues` | set | languages with waiting tickets |
-//! | `offer:<id>` | hash | an offer (kept an hour after it ends, to tell `expired` from unknown) |
+//! | `offer:<id>` | hash | an offer; once ended only its ticket, agent and status, for 2 minutes |
+//! | `ended` | zset | ended tickets by when they ended (ms), until they leave Redis |
+//! | `ledger:stored` | string | the last stream id the ledger committed to PostgreSQL |
 //! | `deadlines` | zset | pending offers by deadline (ms) |
 //! | `grace` | zset | disconnected agents by end of grace (ms) |
 //! | `gateways` | zset | agent-app-api instances by last heartbeat (ms) |
@@ -63,6 +65,8 @@ impl Keys {
         "route_queue",
         "queues",
         "offer",
+        "ended",
+        "ledger_stored",
         "deadlines",
         "grace",
         "gateways",
@@ -169,6 +173,16 @@ impl Keys {
     /// One offer's hash.
     pub fn offer(&self, id: &str) -> String {
         self.key(&format!("offer:{id}"))
+    }
+
+    /// Ended tickets by when they ended (ms), until they leave Redis.
+    pub fn ended(&self) -> String {
+        self.key("ended")
+    }
+
+    /// The last stream id the ledger has committed to PostgreSQL.
+    pub fn ledger_stored(&self) -> String {
+        self.key("ledger:stored")
     }
 
     /// Pending offers by deadline.

@@ -38,6 +38,8 @@ pub struct Options {
     pub gateways: usize,
     /// The namespace (fresh and random unless set).
     pub namespace: Option<String>,
+    /// `TICKET_RETENTION_SECS`.
+    pub ticket_retention_secs: u64,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             dispatchers: 1,
             gateways: 1,
             namespace: None,
+            ticket_retention_secs: 3600,
         }
     }
 }
@@ -78,6 +81,10 @@ pub fn settings(opts: &Options, namespace: &str) -> Settings {
         ("DISCONNECT_GRACE_SECS", opts.grace_secs.to_string()),
         ("GEOFENCES_FILE", geofence_file()),
         ("AGENT_APP_ORIGINS", opts.origins.clone()),
+        (
+            "TICKET_RETENTION_SECS",
+            opts.ticket_retention_secs.to_string(),
+        ),
     ];
     Settings::from_lookup(|k| {
         vars.iter()
@@ -128,6 +135,10 @@ pub async fn spawn_from(
     dispatchers: usize,
     gateways: usize,
 ) -> TestApp {
+    // `E2E_LOG=1` shows the services' logs (filtered by `RUST_LOG`), to see why a test failed.
+    if std::env::var_os("E2E_LOG").is_some() {
+        shared::telemetry::init();
+    }
     let mut app = TestApp {
         dispatchers: Vec::new(),
         gateways: Vec::new(),

@@ -8,78 +8,12 @@
 #[path = "ledger_support.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use e2e::{profile, spawn_from, ticket, token, AgentClient, Options};
 use serde_json::json;
-use support::{eventually, num, payroll_shifts, raw, rfc, row};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
-
-/// A switchable TCP proxy to the test PostgreSQL.
-struct Proxy {
-    port: u16,
-    on: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<AbortHandle>>>,
-    accept: AbortHandle,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let on = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (on2, links2) = (on.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if !on2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                links2.lock().expect("links").push(link.abort_handle());
-            }
-        })
-        .abort_handle();
-        Self {
-            port,
-            on,
-            links,
-            accept,
-        }
-    }
-
-    /// Drops every connection and refuses new ones.
-    fn off(&self) {
-        self.on.store(false, Ordering::SeqCst);
-        for link in self.links.lock().expect("links").drain(..) {
-            link.abort();
-        }
-    }
-
-    /// Accepts connections again.
-    fn on(&self) {
-        self.on.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.off();
-    }
-}
+use support::{eventually, num, payroll_shifts, raw, rfc, row, Proxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_catches_up_when_postgres_returns() {

@@ -6,14 +6,20 @@
 //! - [`Services`]: dispatchers and gateways started without [`e2e::TestApp`], so stopping them
 //!   leaves the namespace's Redis state in place (for restarts).
 //! - report helpers: `GET /v1/payroll/shifts` and `/v1/payroll/workdays` with a proper query.
+//! - [`Proxy`]: a switchable TCP proxy to the test PostgreSQL, to take it away from services
+//!   without stopping the shared server.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use e2e::{token, Answer, TestApp, REDIS_URL};
 use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 /// An instant given in RFC 3339.
 pub fn at(s: &str) -> DateTime<Utc> {
@@ -431,4 +437,68 @@ pub async fn redis_now_ms() -> i64 {
         .await
         .expect("time");
     secs * 1000 + micros / 1000
+}
+
+/// A switchable TCP proxy to the test PostgreSQL.
+pub struct Proxy {
+    /// The port it listens on.
+    pub port: u16,
+    on: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    /// A proxy, on at once, on a free port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let on = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (on2, links2) = (on.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !on2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links2.lock().expect("links").push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            port,
+            on,
+            links,
+            accept,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn off(&self) {
+        self.on.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn on(&self) {
+        self.on.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.off();
+    }
 }

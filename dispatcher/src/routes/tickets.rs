@@ -2,11 +2,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use http_kit::{parse_id, ApiError, Authenticated, Tickets, ValidJson};
+use ledger::Ledger;
 use sha2::{Digest, Sha256};
 use shared::domain::{NewTicket, TicketId, MAX_CONTEXT_BYTES};
 use shared::domain::{TicketStatus, TicketView, Timestamp};
 use shared::error::{ClientError, ErrorCode};
-use shared::store::{CreatedTicket, NewTicketFields, Store};
+use shared::store::{CreatedTicket, NewTicketFields, Store, StoreError};
 
 use crate::geofence::Geofences;
 use crate::matcher::{Matcher, PAGE};
@@ -70,18 +71,20 @@ fn check(ticket: &NewTicket, fences: &Geofences) -> Result<(), ApiError> {
 /// `POST /v1/tickets`: 201 with the new ticket, offered to the best eligible agent if there is
 /// one, or 200 with the first one for a repeated `Idempotency-Key` and body.
 pub async fn create(
-    _auth: Authenticated<Tickets>,
+    auth: Authenticated<Tickets>,
     req: HttpRequest,
     body: ValidJson<NewTicket>,
     store: web::Data<Store>,
+    ledger: web::Data<Ledger>,
     matcher: web::Data<Matcher>,
     fences: web::Data<Geofences>,
 ) -> Result<HttpResponse, ApiError> {
     check(&body.value, &fences)?;
     let key = idempotency_key(&req)?;
+    // Keys are the caller's own: the same key from two services names two requests.
     let idempotency = key.as_deref().map(|k| {
         (
-            sha256(k.as_bytes()),
+            sha256(format!("{}\n{k}", auth.claims.sub).as_bytes()),
             // serde_json's map keeps keys sorted, so equal bodies hash equally.
             sha256(body.raw.to_string().as_bytes()),
         )
@@ -101,8 +104,7 @@ pub async fn create(
         } => (created_ms, page),
         CreatedTicket::Existing(existing) => {
             let existing = parse_id::<TicketId>("ticket_id", existing)?;
-            let view = store
-                .ticket(&existing)
+            let view = find(&store, &ledger, &existing)
                 .await?
                 .ok_or_else(|| not_found(&existing))?;
             tracing::info!(ticket_id = %existing, "ticket posted again");
@@ -121,25 +123,59 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
+/// A ticket from Redis while it holds it, else from the archive (an ended ticket, after
+/// `TICKET_RETENTION_SECS`): `None` if neither knows it; 503 if only PostgreSQL could tell.
+async fn find(
+    store: &Store,
+    ledger: &Ledger,
+    id: &TicketId,
+) -> Result<Option<TicketView>, ApiError> {
+    if let Some(view) = store.ticket(id).await? {
+        return Ok(Some(view));
+    }
+    Ok(ledger.ticket(id).await.map_err(ledger::client_error)?)
+}
+
 /// `GET /v1/tickets/{ticket_id}`.
 pub async fn get(
     _auth: Authenticated<Tickets>,
     path: web::Path<String>,
     store: web::Data<Store>,
+    ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(path)?;
-    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
+    let view = find(&store, &ledger, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `DELETE /v1/tickets/{ticket_id}`: cancels; 409 once completed.
+/// `DELETE /v1/tickets/{ticket_id}`: cancels; 409 once completed (an archived ticket is
+/// answered from the archive: cancelled already, or completed).
 pub async fn cancel(
     _auth: Authenticated<Tickets>,
     path: web::Path<String>,
     store: web::Data<Store>,
+    ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(path)?;
-    store.cancel_ticket(&id).await?;
-    let view = store.ticket(&id).await?.ok_or_else(|| not_found(&id))?;
+    match store.cancel_ticket(&id).await {
+        Ok(()) => {}
+        Err(StoreError::Rejected(ErrorCode::TicketNotFound)) => {
+            let archived = ledger
+                .ticket(&id)
+                .await
+                .map_err(ledger::client_error)?
+                .ok_or_else(|| not_found(&id))?;
+            if archived.status == TicketStatus::Completed {
+                return Err(StoreError::Rejected(ErrorCode::TicketCompleted).into());
+            }
+            return Ok(HttpResponse::Ok().json(archived));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let view = find(&store, &ledger, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(view))
 }

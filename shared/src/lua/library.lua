@@ -28,6 +28,7 @@ The rules of API.md and where they are enforced:
   §3  a removed agent's connection closes, its shift ends, work requeued remove_agent
   §4  idempotency: same key and body finds the first ticket, another
       body is refused ............................................... create_ticket
+  §4  an ended ticket leaves Redis after the retention, once stored .. purge_tickets, Ticket.ended
   §4  cancel: the offer is revoked or the agent told, capacity back;
       a completed ticket cannot be cancelled ........................ cancel_ticket
   §5  eligibility (status, connection, capacity, one offer, language,
@@ -43,7 +44,8 @@ The rules of API.md and where they are enforced:
   §5  tickets wait through the grace period, then go back to routing .. expire_grace, connect
   §5  no ticket is lost: queued tickets are routing or parked ......... Match.to_routing, Queue.park
   §6  one live connection per agent; a newer one closes the older ..... connect
-  §6  accept: another agent's, unknown or lapsed offers are refused .... accept (Offer.pending)
+  §6  accept: another agent's, unknown or lapsed offers are refused;
+      accepting again an offer accepted answers the same ............ accept (Offer.check)
   §6  complete: only the agent's own assigned ticket .................. complete
   §6  a reconnect within grace restores status, tickets, offer ........ connect
   §7  a shift runs from available out of offline until offline, removal
@@ -89,4 +91,6 @@ register('connect', Shift.connect)
 register('disconnect', Shift.disconnect)
 register('expire_grace', Timer.expire_grace)
 register('reap_gateway', Timer.reap_gateway)
+register('purge_tickets', Timer.purge_tickets)
+register('ledger_stored', Timer.ledger_stored)
 register('lease', Timer.lease)

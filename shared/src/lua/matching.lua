@@ -38,7 +38,11 @@ end
 function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   local expires = now + timeout_ms
   local tk = K.key(P, 'ticket', tid)
-  redis.call('HSET', tk, 'status', 'offered', 'offer', oid, 'offer_agent', aid)
+  -- The ticket remembers its offers, so that their records leave Redis with it.
+  local offer_ids = oid
+  if not U.blank(t.offer_ids) then offer_ids = t.offer_ids .. ',' .. oid end
+  redis.call('HSET', tk, 'status', 'offered', 'offer', oid, 'offer_agent', aid, 'offer_ids',
+    offer_ids)
   redis.call('HINCRBY', tk, 'offers', 1)
   Queue.unpark(P, tid, t)
   redis.call('ZREM', K.key(P, 'routing'), tid)

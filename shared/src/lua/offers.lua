@@ -2,19 +2,27 @@
 -- or lapsed offer sends the ticket to the next eligible agent; the agent is freed).
 --
 -- Offer hash fields: ticket, agent, status (pending, accepted, declined, expired, cancelled,
--- withdrawn), created, expires, ended.
+-- withdrawn), created, expires. Once it is no longer pending only ticket, agent and status are
+-- kept, for `Offer.KEEP_SECS`: what tells `offer_expired` from `offer_not_found`, and answers a
+-- repeated accept.
 
--- How long an ended offer is kept, to tell `offer_expired` from `offer_not_found`.
-Offer.KEEP_SECS = 3600
+-- How long an ended offer's record is kept.
+Offer.KEEP_SECS = 120
+
+-- Offer `oid` is no longer pending: it ended `why`; only its record is kept, briefly.
+function Offer.close(P, oid, why)
+  local ok = K.key(P, 'offer', oid)
+  redis.call('ZREM', K.key(P, 'deadlines'), oid)
+  redis.call('HSET', ok, 'status', why)
+  redis.call('HDEL', ok, 'created', 'expires')
+  redis.call('EXPIRE', ok, Offer.KEEP_SECS)
+end
 
 -- Ends pending offer `oid` (fields `o`): the ticket goes back to routing, the agent is freed.
 -- `why` is expired, declined, cancelled (ticket cancelled) or withdrawn (agent left); with
 -- `notify` the agent is told. Returns the agent's fields (nil if it is gone).
 function Offer.finish(P, oid, o, why, now, notify)
-  redis.call('ZREM', K.key(P, 'deadlines'), oid)
-  local ok = K.key(P, 'offer', oid)
-  redis.call('HSET', ok, 'status', why, 'ended', U.fmt(now))
-  redis.call('EXPIRE', ok, Offer.KEEP_SECS)
+  Offer.close(P, oid, why)
   local a = Agent.read(P, o.agent)
   if a and a.offer == oid then
     a.offer = ''
@@ -43,7 +51,11 @@ end
 -- The agent's pending offer `oid`, or nil and the refusal to reply (API.md §6: another agent's
 -- or an unknown offer is `offer_not_found`, a lapsed one `offer_expired`).
 function Offer.pending(P, aid, oid, now)
-  local o = U.hgetall(K.key(P, 'offer', oid))
+  return Offer.check(U.hgetall(K.key(P, 'offer', oid)), aid, now)
+end
+
+-- Offer `o` (fields, nil if unknown) if it is the agent's and pending, as `Offer.pending`.
+function Offer.check(o, aid, now)
   if not o or o.agent ~= aid then return nil, U.reject('offer_not_found') end
   if o.status == 'expired' then return nil, U.reject('offer_expired') end
   if o.status ~= 'pending' then return nil, U.reject('offer_not_found') end
@@ -51,20 +63,32 @@ function Offer.pending(P, aid, oid, now)
   return o, nil
 end
 
+-- The reply of an accept: 'ok', the ticket id, then the ticket's fields.
+function Offer.assigned_reply(P, tid)
+  local reply = {'ok', tid}
+  for _, v in ipairs(redis.call('HGETALL', K.key(P, 'ticket', tid))) do reply[#reply + 1] = v end
+  return reply
+end
+
 -- accept: the agent accepts its offer (API.md §6): the ticket becomes assigned to it, and an
--- agent with capacity left is offered the next waiting ticket. ARGV: agent id, offer id, next
--- offer id, timeout ms. Reply: 'ok', ticket id, then the ticket's fields.
+-- agent with capacity left is offered the next waiting ticket. Accepting again an offer it
+-- accepted (a retry whose reply was lost) answers the same and changes nothing. ARGV: agent id,
+-- offer id, next offer id, timeout ms. Reply: 'ok', ticket id, then the ticket's fields.
 function Offer.accept(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local aid, oid = args[1], args[2]
-  local o, err = Offer.pending(P, aid, oid, now)
+  local record = U.hgetall(K.key(P, 'offer', oid))
+  if record and record.status == 'accepted' and record.agent == aid then
+    local t = Ticket.read(P, record.ticket)
+    if t and t.status == 'assigned' and t.agent == aid then
+      return Offer.assigned_reply(P, record.ticket)
+    end
+  end
+  local o, err = Offer.check(record, aid, now)
   if not o then return err end
   local a = Agent.read(P, aid)
   if not a then return U.reject('offer_not_found') end
-  redis.call('ZREM', K.key(P, 'deadlines'), oid)
-  local ok = K.key(P, 'offer', oid)
-  redis.call('HSET', ok, 'status', 'accepted', 'ended', U.fmt(now))
-  redis.call('EXPIRE', ok, Offer.KEEP_SECS)
+  Offer.close(P, oid, 'accepted')
   local tk = K.key(P, 'ticket', o.ticket)
   redis.call('HSET', tk, 'status', 'assigned', 'agent', aid, 'offer', '', 'offer_agent', '',
     'assigned_at', U.fmt(now))
@@ -75,8 +99,7 @@ function Offer.accept(keys, args)
   Agent.reindex(P, aid, a)
   U.emit(P, now, 'ticket_assigned', {'ticket', o.ticket, 'agent', aid, 'offer', oid, 'shift',
     a.shift or ''})
-  local reply = {'ok', o.ticket}
-  for _, v in ipairs(redis.call('HGETALL', tk)) do reply[#reply + 1] = v end
+  local reply = Offer.assigned_reply(P, o.ticket)
   Queue.serve(P, aid, a, now, Match.offers(args[3], args[4]))
   return reply
 end

@@ -2,21 +2,33 @@
 -- completion by its agent, cancellation by the escalation engine.
 --
 -- Ticket hash fields: conv, lang, req ("refunds:3"), skills (JSON), prio, region, pref, summary,
--- context (JSON), status, agent, offer, offer_agent, offers, created, qscore, queued_at,
--- assigned_at, completed_at, cancelled_at, outcome, note.
+-- context (JSON, dropped when the ticket ends), status, agent, offer, offer_agent, offers,
+-- offer_ids (every offer made, ","-separated), created, qscore, queued_at, assigned_at,
+-- completed_at, cancelled_at, outcome, note, ended_event (the stream id of its end).
 
 -- What the state machine reads of a ticket (not the context or the summary, which can be large).
 Ticket.FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer', 'offer_agent',
-  'qscore'}
+  'qscore', 'offer_ids'}
 
--- How long an idempotency key is remembered, seconds.
-Ticket.IDEMPOTENCY_SECS = 172800
+-- How long an idempotency key is remembered, seconds (API.md §4: at least 24 h).
+Ticket.IDEMPOTENCY_SECS = 86400
 
 -- The ticket ended: the agents who declined it forget it (their sets hold only live tickets).
 function Ticket.forget_declines(P, tid)
   for _, aid in ipairs(redis.call('SMEMBERS', K.key(P, 'declined', tid))) do
     redis.call('SREM', K.key(P, 'agent_declined', aid), tid)
   end
+end
+
+-- The ticket ended with stream event `event_id` (API.md §4): the customer's context goes at
+-- once (only its agent ever saw it), the agents who declined it forget it, and it waits in
+-- `ended` until the ledger has stored it and the retention has passed (`purge_tickets`).
+function Ticket.ended(P, tid, now, event_id)
+  local tk = K.key(P, 'ticket', tid)
+  redis.call('HDEL', tk, 'context')
+  redis.call('HSET', tk, 'ended_event', event_id)
+  Ticket.forget_declines(P, tid)
+  redis.call('ZADD', K.key(P, 'ended'), U.fmt(now), tid)
 end
 
 -- The ticket's fields, or nil if there is no such ticket.
@@ -78,13 +90,13 @@ function Ticket.complete(keys, args)
   if not a then return U.reject('ticket_not_found') end
   redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'completed', 'completed_at', U.fmt(now),
     'outcome', args[3], 'note', args[4] or '')
-  Ticket.forget_declines(P, tid)
   redis.call('SREM', K.key(P, 'agent_tickets', aid), tid)
   a.active = tostring(math.max(0, tonumber(a.active) - 1))
   redis.call('HSET', K.key(P, 'agent', aid), 'active', a.active, 'last_seen', U.fmt(now))
   Agent.reindex(P, aid, a)
-  U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome', args[3], 'shift',
-    a.shift or ''})
+  local event = U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome',
+    args[3], 'shift', a.shift or ''})
+  Ticket.ended(P, tid, now, event)
   Queue.serve(P, aid, a, now, Match.offers(args[5], args[6]))
   return {'ok'}
 end
@@ -121,8 +133,9 @@ function Ticket.cancel(keys, args)
   end
   redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'cancelled', 'cancelled_at', U.fmt(now),
     'offer', '', 'offer_agent', '')
-  Ticket.forget_declines(P, tid)
-  U.emit(P, now, 'ticket_cancelled', {'ticket', tid, 'agent', freed, 'was', t.status})
+  local event = U.emit(P, now, 'ticket_cancelled', {'ticket', tid, 'agent', freed, 'was',
+    t.status})
+  Ticket.ended(P, tid, now, event)
   if a then Queue.serve(P, freed, a, now, Match.offers(args[2], args[3])) end
   return {'ok'}
 end

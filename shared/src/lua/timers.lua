@@ -70,6 +70,46 @@ function Timer.reap_gateway(keys, args)
   return {'ok', tostring(n)}
 end
 
+-- purge_tickets: an ended ticket leaves Redis (API.md §4) `retention` ms after it ended, with
+-- its declined set and its offers' records, but never before the ledger has stored its end:
+-- the stream id of its end event must be at or before the ledger's stored mark (set by
+-- `ledger_stored` after each committed batch). ARGV: retention ms, max count.
+-- Reply: 'ok', how many left.
+function Timer.purge_tickets(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local ended = K.key(P, 'ended')
+  local due = redis.call('ZRANGEBYSCORE', ended, '-inf', U.fmt(now - tonumber(args[1])), 'LIMIT',
+    0, tonumber(args[2]))
+  local stored = redis.call('GET', K.key(P, 'ledger_stored'))
+  local n = 0
+  for _, tid in ipairs(due) do
+    local tk = K.key(P, 'ticket', tid)
+    local rec = redis.call('HMGET', tk, 'ended_event', 'offer_ids')
+    if rec[1] then
+      -- In end order: once one is not stored yet, the later ones are not either.
+      if not stored or not U.id_at_or_before(rec[1], stored) then break end
+      local gone = {tk, K.key(P, 'declined', tid)}
+      for _, oid in ipairs(U.list(rec[2], ',')) do gone[#gone + 1] = K.key(P, 'offer', oid) end
+      redis.call('DEL', unpack(gone))
+      n = n + 1
+    end
+    redis.call('ZREM', ended, tid)
+  end
+  return {'ok', tostring(n)}
+end
+
+-- ledger_stored: the ledger committed every event up to stream id `id`; the mark only moves
+-- forward. ARGV: id. Reply: 'ok'.
+function Timer.ledger_stored(keys, args)
+  local P = K.prefix_of(keys)
+  local key = K.key(P, 'ledger_stored')
+  local current = redis.call('GET', key)
+  if not current or not U.id_at_or_before(args[1], current) then
+    redis.call('SET', key, args[1])
+  end
+  return {'ok'}
+end
+
 -- lease: a lease held by one instance at a time (the ledger writer). ARGV: name, holder, ttl ms.
 -- Reply: 'ok' if `holder` holds it now (taken or renewed), 'held' otherwise.
 function Timer.lease(keys, args)

@@ -45,7 +45,7 @@ end
 -- "a,b,c" -> {'a', 'b', 'c'} (for separator ',').
 function U.list(s, sep)
   local out = {}
-  if s == nil or s == '' then return out end
+  if not s or s == '' then return out end
   for item in string.gmatch(s, '[^' .. sep .. ']+') do out[#out + 1] = item end
   return out
 end
@@ -53,23 +53,33 @@ end
 -- "refunds:3,disputes:1" -> {refunds = 3, disputes = 1}
 function U.levels(s)
   local out = {}
-  if s == nil or s == '' then return out end
+  if not s or s == '' then return out end
   for name, lvl in string.gmatch(s, '([^,:]+):(%d+)') do out[name] = tonumber(lvl) end
   return out
 end
 
--- Whether `s` is nil or empty: hash fields that are unset are stored as ''.
+-- Whether `s` is absent (nil, or false as Redis replies a missing field) or empty: hash fields
+-- that are unset are stored as ''.
 function U.blank(s)
-  return s == nil or s == ''
+  return not s or s == ''
 end
 
 -- Appends event `kind` with `fields` (a flat name, value list) to the stream; shared/src/events.rs
--- parses it (a test checks that every kind emitted here is one it knows).
+-- parses it (a test checks that every kind emitted here is one it knows). Returns its id.
 function U.emit(P, now, kind, fields)
   local args = {K.key(P, 'events'), 'MAXLEN', '~', U.STREAM_MAXLEN, '*', 'type', kind, 'ts',
     U.fmt(now)}
   for i = 1, #fields do args[#args + 1] = fields[i] end
-  redis.call('XADD', unpack(args))
+  return redis.call('XADD', unpack(args))
+end
+
+-- Whether stream id `a` ("ms-seq") is at or before `b`.
+function U.id_at_or_before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  am, bm = tonumber(am), tonumber(bm)
+  return am < bm or (am == bm and tonumber(as) <= tonumber(bs))
 end
 
 -- Publishes `msg` (a shared/src/protocol.rs `Push`) for the gateways.

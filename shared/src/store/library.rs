@@ -61,13 +61,17 @@ pub enum Function {
     ExpireGrace,
     /// A silent gateway's connections.
     ReapGateway,
+    /// Ended tickets leave Redis once stored and past the retention.
+    PurgeTickets,
+    /// The ledger's committed mark.
+    LedgerStored,
     /// A lease held by one instance at a time.
     Lease,
 }
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 18] = [
+    pub const ALL: [Function; 20] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
@@ -85,6 +89,8 @@ impl Function {
         Self::Disconnect,
         Self::ExpireGrace,
         Self::ReapGateway,
+        Self::PurgeTickets,
+        Self::LedgerStored,
         Self::Lease,
     ];
 
@@ -108,6 +114,8 @@ impl Function {
             Self::Disconnect => "disconnect",
             Self::ExpireGrace => "expire_grace",
             Self::ReapGateway => "reap_gateway",
+            Self::PurgeTickets => "purge_tickets",
+            Self::LedgerStored => "ledger_stored",
             Self::Lease => "lease",
         }
     }
@@ -339,6 +347,8 @@ mod tests {
             "route_queue" => k.route_queue(),
             "queues" => k.queues(),
             "offer" => k.offer("X1"),
+            "ended" => k.ended(),
+            "ledger_stored" => k.ledger_stored(),
             "deadlines" => k.deadlines(),
             "grace" => k.grace(),
             "gateways" => k.gateways(),

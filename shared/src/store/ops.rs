@@ -11,6 +11,7 @@ use crate::domain::{
     AgentId, AgentProfile, AgentStatus, DeclineReason, NewTicket, Note, OfferId, Outcome,
     RequestedStatus, TicketId,
 };
+use crate::events::StreamId;
 use crate::protocol::AssignedFrame;
 
 /// A profile flattened into what the Lua side indexes on.
@@ -415,6 +416,25 @@ impl Store {
             .call(Function::ReapGateway, &[instance, &millis(grace)])
             .await?;
         Ok(n.0)
+    }
+
+    /// Removes from Redis up to `limit` tickets that ended over `retention` ago and whose end
+    /// the ledger has stored; how many.
+    pub async fn purge_tickets(&self, retention: Duration, limit: u32) -> Result<u32, StoreError> {
+        let n: Count = self
+            .call(
+                Function::PurgeTickets,
+                &[&millis(retention), &limit.to_string()],
+            )
+            .await?;
+        Ok(n.0)
+    }
+
+    /// Records that the ledger has committed every event up to `id` (the mark only moves on).
+    pub async fn ledger_stored(&self, id: StreamId) -> Result<(), StoreError> {
+        self.call::<Done>(Function::LedgerStored, &[&id.to_string()])
+            .await
+            .map(drop)
     }
 
     /// Takes or renews the lease `name` for `holder` for `ttl`; `true` if `holder` holds it.

@@ -62,6 +62,41 @@ pub fn assigned_frame(ticket_id: &str, f: &Fields) -> AssignedFrame {
     }
 }
 
+/// A ticket's view (`GET /v1/tickets/{id}`) from its hash.
+fn ticket_view(id: &TicketId, f: &Fields) -> Result<TicketView, StoreError> {
+    let status = match text(f, "status").as_str() {
+        "queued" => TicketStatus::Queued,
+        "offered" => TicketStatus::Offered,
+        "assigned" => TicketStatus::Assigned,
+        "completed" => TicketStatus::Completed,
+        "cancelled" => TicketStatus::Cancelled,
+        other => return Err(StoreError::Corrupt(format!("ticket {id} status {other:?}"))),
+    };
+    let outcome = match text(f, "outcome").as_str() {
+        "resolved" => Some(Outcome::Resolved),
+        "unresolved" => Some(Outcome::Unresolved),
+        _ => None,
+    };
+    Ok(TicketView {
+        ticket_id: id.clone(),
+        conversation_id: text(f, "conv"),
+        status,
+        priority: priority(f),
+        language: text(f, "lang"),
+        skills: json(f, "skills"),
+        region: opt(f, "region"),
+        agent_id: opt(f, "agent"),
+        preferred_agent_id: opt(f, "pref"),
+        summary: text(f, "summary"),
+        created_at: time(f, "created").unwrap_or(Timestamp::from_millis(0)),
+        assigned_at: time(f, "assigned_at"),
+        completed_at: time(f, "completed_at"),
+        cancelled_at: time(f, "cancelled_at"),
+        outcome,
+        offers_made: f.get("offers").and_then(|v| v.parse().ok()).unwrap_or(0),
+    })
+}
+
 fn agent_view(id: &str, f: &Fields, tickets: Vec<String>) -> Result<AgentView, StoreError> {
     let profile: AgentProfile = serde_json::from_str(&text(f, "profile"))
         .map_err(|e| StoreError::Corrupt(format!("agent {id} profile: {e}")))?;
@@ -155,44 +190,41 @@ impl Store {
             .collect()
     }
 
-    /// One ticket.
+    /// One ticket, while Redis holds it (an ended one leaves after `TICKET_RETENTION_SECS`,
+    /// and the ledger serves it then).
     pub async fn ticket(&self, id: &TicketId) -> Result<Option<TicketView>, StoreError> {
         let mut conn = self.conn();
         let f: Fields = conn.hgetall(self.keys.ticket(id.as_str())).await?;
         if f.is_empty() {
             return Ok(None);
         }
-        let status = match text(&f, "status").as_str() {
-            "queued" => TicketStatus::Queued,
-            "offered" => TicketStatus::Offered,
-            "assigned" => TicketStatus::Assigned,
-            "completed" => TicketStatus::Completed,
-            "cancelled" => TicketStatus::Cancelled,
-            other => return Err(StoreError::Corrupt(format!("ticket {id} status {other:?}"))),
-        };
-        let outcome = match text(&f, "outcome").as_str() {
-            "resolved" => Some(Outcome::Resolved),
-            "unresolved" => Some(Outcome::Unresolved),
-            _ => None,
-        };
-        Ok(Some(TicketView {
-            ticket_id: id.clone(),
-            conversation_id: text(&f, "conv"),
-            status,
-            priority: priority(&f),
-            language: text(&f, "lang"),
-            skills: json(&f, "skills"),
-            region: opt(&f, "region"),
-            agent_id: opt(&f, "agent"),
-            preferred_agent_id: opt(&f, "pref"),
-            summary: text(&f, "summary"),
-            created_at: time(&f, "created").unwrap_or(Timestamp::from_millis(0)),
-            assigned_at: time(&f, "assigned_at"),
-            completed_at: time(&f, "completed_at"),
-            cancelled_at: time(&f, "cancelled_at"),
-            outcome,
-            offers_made: f.get("offers").and_then(|v| v.parse().ok()).unwrap_or(0),
-        }))
+        ticket_view(id, &f).map(Some)
+    }
+
+    /// Ended tickets as the ledger archives them: each one's view and its agent's note, in the
+    /// order given; a ticket Redis no longer holds is left out.
+    pub async fn ended_tickets(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(TicketView, String)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.ticket(id));
+        }
+        let mut conn = self.conn();
+        let replies: Vec<Fields> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, f) in ids.iter().zip(replies) {
+            if f.is_empty() {
+                continue;
+            }
+            let id = TicketId::try_from(id.as_str()).map_err(StoreError::Corrupt)?;
+            out.push((ticket_view(&id, &f)?, text(&f, "note")));
+        }
+        Ok(out)
     }
 
     /// The `assigned` frames of tickets, in the order given (unknown ids are skipped).

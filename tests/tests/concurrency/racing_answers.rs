@@ -1,6 +1,5 @@
 //! Answers to one offer raced: double accepts, a decline and a cancellation at once settle it
-//! exactly once.
-
+//! exactly once (an accept repeated answers the same, but assigns once).
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,9 +110,11 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
             d.as_ref().map(answer),
             c.as_ref().map(answer)
         );
-        assert!(ok_accepts <= 1, "accepted twice: {story}");
+        // Both accepts may answer ok (API.md §6: accepting again an accepted offer answers
+        // `assigned` again and changes nothing), but the ticket is assigned once.
+        let accepted = usize::from(ok_accepts > 0);
         assert!(
-            ok_accepts + usize::from(declined) <= 1,
+            accepted + usize::from(declined) <= 1,
             "both accepted and declined: {story}"
         );
         if c.is_some() {
@@ -128,7 +129,7 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
                 .filter(|e| field(e, "type") == kind && field(e, "ticket") == ticket)
                 .count()
         };
-        assert_eq!(of_ticket("ticket_assigned"), ok_accepts, "{story}");
+        assert_eq!(of_ticket("ticket_assigned"), accepted, "{story}");
         assert_eq!(
             of_ticket("offer_declined"),
             usize::from(declined),
@@ -151,7 +152,7 @@ async fn racing_answers_to_an_offer_settle_it_exactly_once() {
             .any(|t| t.as_str() == ticket);
         let expected = if cancelled {
             "cancelled"
-        } else if ok_accepts == 1 {
+        } else if accepted == 1 {
             "assigned"
         } else if declined {
             "queued"

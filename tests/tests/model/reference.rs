@@ -336,6 +336,17 @@ impl Model {
         Ok(())
     }
 
+    /// Whether `accept` of offer `o` by agent `a` repeats one that went through (API.md §6: it
+    /// answers `assigned` again and changes nothing): `a` accepted it and still holds its ticket.
+    pub(crate) fn accepted_again(&self, a: usize, o: usize) -> bool {
+        let offer = &self.offers[o];
+        let ticket = &self.tickets[offer.ticket];
+        offer.agent == a
+            && offer.state == OfferState::Accepted
+            && ticket.status == TicketStatus::Assigned
+            && ticket.agent == Some(a)
+    }
+
     pub(crate) fn accept(&mut self, a: usize, o: usize) {
         let t = self.offers[o].ticket;
         self.offers[o].state = OfferState::Accepted;

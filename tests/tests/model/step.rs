@@ -283,10 +283,24 @@ impl Case {
                     self.note(format!("{op:?} -> skipped: {} not connected", IDS[a]));
                     return Ok(());
                 }
-                let expect = self.m.answerable(a, o);
+                let again = accepting && self.m.accepted_again(a, o);
+                let expect = if again {
+                    Ok(())
+                } else {
+                    self.m.answerable(a, o)
+                };
                 let oid = OfferId::try_from(self.m.offers[o].id.as_str()).expect("offer id");
                 let mut served = None;
-                if accepting {
+                if again {
+                    let got = self.serving_store().accept(&aid(a), &oid).await;
+                    check_answer("accept again", &got, &expect)?;
+                    let want = &self.m.tickets[self.m.offers[o].ticket].id;
+                    if got.as_ref().is_ok_and(|f| &f.ticket_id != want) {
+                        return Err(fail(format!(
+                            "accepting again answered another ticket than {want}: {got:?}"
+                        )));
+                    }
+                } else if accepting {
                     let got = self.serving_store().accept(&aid(a), &oid).await;
                     check_answer("accept", &got, &expect)?;
                     if let Ok(frame) = &got {

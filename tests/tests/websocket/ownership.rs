@@ -1,6 +1,5 @@
 //! Offers and tickets that are not the agent's: unknown, another agent's or expired offers, and
-//! tickets not assigned to the agent.
-
+//! tickets not assigned to the agent; and an accept repeated, which changes nothing.
 use std::time::Duration;
 
 use e2e::{profile, spawn_app, spawn_with, ticket, Options};
@@ -193,4 +192,34 @@ async fn completing_an_unknown_or_unassigned_ticket_gets_ticket_not_found() {
         expect_error(&mut agent, "ticket_not_found").await;
     }
     assert_eq!(app.get_ticket(&queued).await.body["status"], "queued");
+}
+
+#[tokio::test]
+async fn accepting_again_an_accepted_offer_answers_assigned_again_and_changes_nothing() {
+    let app = spawn_app().await;
+    let mut agent = app.available_agent("a-1", &agent_profile()).await;
+    let id = app.new_ticket(&ticket("sv", json!({}), 5)).await;
+    let offer = agent.expect("offer").await;
+    let accept = json!({"type": "accept", "offer_id": offer["offer_id"], "ref": "retry"});
+    agent.send(accept.clone()).await;
+    let first = agent.expect("assigned").await;
+    // The reply was lost, as far as the app knows: it sends the accept again.
+    agent.send(accept).await;
+    let again = agent.expect("assigned").await;
+    assert_eq!(again, first, "the same answer, ref included");
+    assert_eq!(state(&app, "a-1").await["active_tickets"], json!([id]));
+    let assigned = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.get("type").map(String::as_str) == Some("ticket_assigned"))
+        .count();
+    assert_eq!(assigned, 1, "assigned once");
+    // Once the ticket is done, the old offer is no longer the agent's to accept.
+    agent.complete(&id).await;
+    app.wait_ticket_status(&id, "completed").await;
+    agent
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    expect_error(&mut agent, "offer_not_found").await;
 }
