@@ -6,6 +6,8 @@
 #                              TCP without a password, and database `dispatch` exists.
 #   ensure_postgres_optional   The same, but a failure is only a warning (dispatch runs without
 #                              PostgreSQL; only the payroll endpoints need it).
+#   ensure_cargo[_style]       cargo (with rustfmt and clippy) is on the PATH.
+#   delete_namespaces GLOB     a benchmark's namespaces leave Redis and the ledger.
 #
 # These set up a DEVELOPMENT machine. Production Redis is configured from deploy/redis.conf and
 # deploy/sentinel.conf; production PostgreSQL is whatever your operators run (see README.md).
@@ -283,6 +285,23 @@ ensure_cargo() {
     deploy_error "cargo not found: install Rust (https://rustup.rs) and try again"
     return 1
   }
+}
+
+# Deletes every Redis key and ledger row of the namespaces matching $1 (a Redis glob; `*`
+# becomes `%` for PostgreSQL), on REDIS_URL and DATABASE_URL. Best effort: a failure is ignored.
+delete_namespaces() {
+  local glob=$1 like=${1//\*/%}
+  timeout 120 redis-cli -u "$REDIS_URL" --scan --pattern "{$glob}:*" 2>/dev/null |
+    timeout 120 xargs -r -d '\n' -n 500 redis-cli -u "$REDIS_URL" UNLINK >/dev/null 2>&1 || true
+  if command -v psql >/dev/null 2>&1; then
+    timeout 300 psql -w -X -q "$DATABASE_URL" -v ON_ERROR_STOP=0 >/dev/null 2>&1 <<SQL || true
+DELETE FROM ticket_completions WHERE namespace LIKE '$like';
+DELETE FROM shifts WHERE namespace LIKE '$like';
+DELETE FROM tickets WHERE namespace LIKE '$like';
+DELETE FROM ledger_rejects WHERE namespace LIKE '$like';
+DELETE FROM ledger_offsets WHERE namespace LIKE '$like';
+SQL
+  fi
 }
 
 # cargo, with rustfmt and clippy (rustup's default profile has both), for the style checks.
