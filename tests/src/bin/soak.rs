@@ -5,8 +5,8 @@
 //! and PostgreSQL (`TICKET_RETENTION_SECS` and `EVENT_RETENTION_SECS` short, so that the
 //! retained past is small next to the run), connects `--agents` agents over real WebSockets
 //! (each accepts its offer and completes the ticket a few milliseconds later), and posts
-//! `--tickets` tickets with a `--context-bytes` context, keeping at most `--window` of them
-//! unfinished. Every `--every` completed tickets it prints a line: tickets, seconds, rate,
+//! tickets with a `--context-bytes` context, keeping at most `--window` of them unfinished,
+//! until `--tickets` have completed (then the few posted beyond are let finish). Every `--every` completed tickets it prints a line: tickets, seconds, rate,
 //! Redis's `used_memory`, and the namespace's own keys and their bytes (`MEMORY USAGE`, immune
 //! to other tenants of the Redis). At the end it waits for the retention to pass and checks
 //! that no ended ticket is left in Redis.
@@ -195,19 +195,18 @@ async fn main() {
             failed.clone(),
         );
         poster_tasks.push(tokio::spawn(async move {
+            // Posting goes on until `tickets` have completed, so that the last report, like the
+            // others, is taken under load (at most `window` more are posted).
             loop {
-                let n = posted.load(Ordering::Relaxed);
-                if n >= tickets {
+                let done = completed.load(Ordering::Relaxed);
+                if done >= tickets {
                     return;
                 }
-                if n.saturating_sub(completed.load(Ordering::Relaxed)) >= window {
+                if posted.load(Ordering::Relaxed).saturating_sub(done) >= window {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
-                if posted.fetch_add(1, Ordering::Relaxed) >= tickets {
-                    posted.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
+                posted.fetch_add(1, Ordering::Relaxed);
                 let a = app.post_ticket(&body).await;
                 if a.status != 201 {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -246,10 +245,10 @@ async fn main() {
                 mib(sample.key_bytes)
             );
             samples.push(sample);
-            next_report += every;
-            if next_report > tickets && done < tickets {
-                next_report = tickets;
+            if next_report == tickets {
+                break;
             }
+            next_report = (next_report + every).min(tickets);
             continue;
         }
         if done != last_done {
@@ -265,6 +264,13 @@ async fn main() {
     for t in poster_tasks {
         let _ = t.await;
     }
+    // The tickets posted past the count finish too.
+    let drain = Instant::now();
+    while completed.load(Ordering::Relaxed) < posted.load(Ordering::Relaxed)
+        && drain.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The retention passes; then no ended ticket may be left.
     tokio::time::sleep(Duration::from_secs(retention + 5)).await;
@@ -277,6 +283,7 @@ async fn main() {
     );
 
     let done = completed.load(Ordering::Relaxed);
+    let all_posted = posted.load(Ordering::Relaxed);
     let first = samples.first().map(|s| s.used_memory).unwrap_or(0);
     let last = samples.last().map(|s| s.used_memory).unwrap_or(0);
     let growth_pct = if first > 0 {
@@ -285,11 +292,12 @@ async fn main() {
         0.0
     };
     let bounded = growth_pct.abs() <= tolerance as f64;
-    let ok = done >= tickets && tickets_left == 0 && bounded;
+    let ok = done >= tickets && done == all_posted && tickets_left == 0 && bounded;
     let summary: Value = json!({
         "ok": ok,
         "namespace": namespace,
         "tickets": tickets,
+        "posted": all_posted,
         "completed": done,
         "post_failures": failed.load(Ordering::Relaxed),
         "agents": agents,
