@@ -207,28 +207,19 @@ impl Store {
         &self,
         ids: &[String],
     ) -> Result<Vec<(TicketView, String)>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hgetall(self.keys.ticket(id));
-        }
-        let mut conn = self.conn();
-        let replies: Vec<Fields> = pipe.query_async(&mut conn).await?;
         let mut out = Vec::with_capacity(ids.len());
-        for (id, f) in ids.iter().zip(replies) {
-            if f.is_empty() {
-                continue;
-            }
-            let id = TicketId::try_from(id.as_str()).map_err(StoreError::Corrupt)?;
+        for (id, f) in self.ticket_hashes(ids).await? {
+            let id = TicketId::try_from(id).map_err(StoreError::Corrupt)?;
             out.push((ticket_view(&id, &f)?, text(&f, "note")));
         }
         Ok(out)
     }
 
-    /// The `assigned` frames of tickets, in the order given (unknown ids are skipped).
-    pub async fn assigned_frames(&self, ids: &[String]) -> Result<Vec<AssignedFrame>, StoreError> {
+    /// The hashes of tickets, pipelined, in the order given; unknown ids are left out.
+    async fn ticket_hashes<'a>(
+        &self,
+        ids: &'a [String],
+    ) -> Result<Vec<(&'a str, Fields)>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -242,6 +233,16 @@ impl Store {
             .iter()
             .zip(replies)
             .filter(|(_, f)| !f.is_empty())
+            .map(|(id, f)| (id.as_str(), f))
+            .collect())
+    }
+
+    /// The `assigned` frames of tickets, in the order given (unknown ids are skipped).
+    pub async fn assigned_frames(&self, ids: &[String]) -> Result<Vec<AssignedFrame>, StoreError> {
+        Ok(self
+            .ticket_hashes(ids)
+            .await?
+            .into_iter()
             .map(|(id, f)| assigned_frame(id, &f))
             .collect())
     }
