@@ -1,17 +1,16 @@
 //! Criterion benchmark of the pure choice policy, `dispatcher::policy::choose`.
 //!
 //! For each pool size (10 … 100,000 candidates) it builds one vector of random candidates once,
-//! from a fixed seed, and measures one `choose` over the whole vector: the cost of ordering the
-//! candidates a page of the Redis free-agent index returns, here stretched to sizes far beyond
-//! any page so that the linear scan shows.
+//! from a fixed seed, and measures one `choose` over the whole vector: the cost of the policy's
+//! ordering (which the store runs in Lua, `Match.better`, over the first group of the free
+//! index), here stretched to sizes far beyond any group so that the linear scan shows.
 //!
 //! `cargo bench -p dispatcher --bench policy`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dispatcher::policy::choose;
-use shared::store::Candidate;
+use dispatcher::policy::{choose, Candidate};
 
 /// The pool sizes measured.
 const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];

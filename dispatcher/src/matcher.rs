@@ -1,37 +1,31 @@
 //! Matching: putting a ticket that needs an agent with the best eligible agent (API.md §5).
 //!
-//! Most matching happens inside the transitions themselves (`shared/src/lua/`): a
-//! transition that frees an agent offers it the best waiting ticket in the same atomic step. What
-//! is left here is the other direction, which needs the choice policy ([`crate::policy`]): a
-//! ticket that needs an agent is "routing" until [`Matcher::route_ticket`] has read its
-//! candidates (step 1, one function call), chosen the best and offered it (step 2); with no
-//! eligible agent the ticket is parked in its queue by step 1 itself.
+//! Matching happens inside the transitions themselves (`shared/src/lua/`), each one atomic
+//! call: a transition that frees an agent offers it the best waiting ticket, and a ticket that
+//! needs an agent is offered to the agent the choice policy picks in the call that reserves it
+//! (`Match.route`; [`crate::policy`] is the same policy in Rust, the tests' oracle). With no
+//! eligible agent the ticket is parked in its queues by that call.
 //!
 //! Who routes:
-//! - a new ticket, the request that created it ([`Matcher::route_created`]: its first page of
-//!   candidates comes with the creation, so a match costs two Redis calls);
+//! - a new ticket, its creation itself (one Redis call for the match);
 //! - a ticket that comes back (declined, lapsed, withdrawn, requeued), whichever dispatcher pops it
 //!   from the namespace's `routeq` list ([`Matcher::run`]);
 //! - a routing ticket nobody finished with (its dispatcher died), the timers after
 //!   [`STALE_ROUTING`] ([`Matcher::recover_stale`]).
 //!
-//! Routing is idempotent and safe to race: the offer is made only if ticket and agent are both
-//! still free, in one atomic call, so two dispatchers routing one ticket offer it once.
+//! Routing is idempotent and safe to race: choice and offer are one atomic call, so two
+//! dispatchers routing one ticket offer it once, and neither retries.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::domain::OfferId;
-use shared::store::{Candidate, CandidatePage, OfferOutcome, Store, StoreError};
+use shared::store::{Routed, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::policy;
-
-/// How many index entries one `candidates` call looks at.
+/// How many free-index entries one routing call looks at while it finds nobody eligible (a
+/// ticket whose creation looked at that many goes on with [`Matcher::route_created`]).
 pub const PAGE: u64 = 256;
-/// How often a lost race for an agent is retried with fresh candidates.
-const ATTEMPTS: usize = 4;
 /// How long a ticket may stay routing before another dispatcher routes it (its own died).
 pub const STALE_ROUTING: Duration = Duration::from_secs(2);
 /// How many routing tasks each dispatcher runs, each popping `routeq` on its own connection.
@@ -55,88 +49,40 @@ impl Matcher {
     }
 
     /// Offers a queued ticket to the best eligible agent, if there is one (else the ticket waits
-    /// in its queue). Returns the agent offered to.
+    /// in its queues). Returns the agent offered to.
     pub async fn route_ticket(&self, ticket: &str) -> Result<Option<String>, StoreError> {
-        for _ in 0..ATTEMPTS {
-            let Some(candidates) = self.candidates(ticket, None).await? else {
-                return Ok(None);
-            };
-            if let Some(agent) = self.offer_best(ticket, &candidates).await? {
-                return Ok(Some(agent));
-            }
-            if candidates.is_empty() {
-                return Ok(None);
-            }
-        }
-        Ok(None)
+        self.route_from(ticket, 0).await
     }
 
-    /// Routes a ticket just created, starting from the candidates its creation returned.
-    /// Returns the agent offered to.
+    /// Finishes routing a ticket just created, from what its creation did (it looked at the
+    /// first [`PAGE`] entries of the free index). Returns the agent offered to.
     pub async fn route_created(
         &self,
         ticket: &str,
-        first: CandidatePage,
+        routed: Routed,
     ) -> Result<Option<String>, StoreError> {
-        let Some(candidates) = self.candidates(ticket, Some(first)).await? else {
-            return Ok(None);
-        };
-        if let Some(agent) = self.offer_best(ticket, &candidates).await? {
-            return Ok(Some(agent));
-        }
-        if candidates.is_empty() {
-            return Ok(None);
-        }
-        // The best agent was taken meanwhile: try again with fresh candidates.
-        self.route_ticket(ticket).await
-    }
-
-    /// Offers the ticket to the best of `candidates`; the agent, if the offer was made.
-    async fn offer_best(
-        &self,
-        ticket: &str,
-        candidates: &[Candidate],
-    ) -> Result<Option<String>, StoreError> {
-        let Some(best) = policy::choose(candidates) else {
-            return Ok(None);
-        };
-        let offer = OfferId::generate();
-        match self
-            .store
-            .offer_ticket(ticket, &best.agent_id, &offer)
-            .await?
-        {
-            OfferOutcome::Offered { .. } => {
-                tracing::debug!(ticket, agent = %best.agent_id, offer = %offer, "offered");
-                Ok(Some(best.agent_id.clone()))
-            }
-            OfferOutcome::TicketNotQueued | OfferOutcome::AgentNotEligible => Ok(None),
+        match routed {
+            Routed::Offered { agent, .. } => Ok(Some(agent)),
+            Routed::Parked | Routed::NotQueued => Ok(None),
+            Routed::More { next_offset } => self.route_from(ticket, next_offset).await,
         }
     }
 
-    /// The candidates for a queued ticket, from `first` if given (`None` if it is not queued
-    /// any more): pages are read until one holds a candidate or the index ends.
-    async fn candidates(
+    /// Routes from free-index entry `offset` on, a page per call, until the ticket is offered
+    /// or parked.
+    async fn route_from(
         &self,
         ticket: &str,
-        first: Option<CandidatePage>,
-    ) -> Result<Option<Vec<Candidate>>, StoreError> {
-        let mut page = match first {
-            Some(page) => page,
-            None => match self.store.candidates(ticket, 0, PAGE).await? {
-                Some(page) => page,
-                None => return Ok(None),
-            },
-        };
+        mut offset: u64,
+    ) -> Result<Option<String>, StoreError> {
         loop {
-            match page.next_offset {
-                Some(next) if page.candidates.is_empty() => {
-                    page = match self.store.candidates(ticket, next, PAGE).await? {
-                        Some(page) => page,
-                        None => return Ok(None),
-                    };
+            match self.store.route_ticket(ticket, offset, PAGE).await? {
+                Routed::Offered { agent, .. } => {
+                    tracing::debug!(ticket, agent, "offered");
+                    return Ok(Some(agent));
                 }
-                _ => return Ok(Some(page.candidates)),
+                Routed::Parked | Routed::NotQueued => return Ok(None),
+                Routed::More { next_offset } => offset = next_offset,
             }
         }
     }

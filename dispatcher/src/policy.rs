@@ -2,12 +2,29 @@
 //!
 //! Among eligible agents the best is: the preferred agent; then fewest active tickets; then
 //! longest since its last assignment (or since it went available); then the higher summed level
-//! on the ticket's skills; then `agent_id` ascending. Eligibility itself is checked in Redis
-//! (atomically, when the offer is made); this function only orders.
+//! on the ticket's skills; then `agent_id` ascending.
+//!
+//! The policy runs inside Redis, in the call that reserves the agent (`Match.route` and
+//! `Match.better` in `shared/src/lua/matching.lua`), so that a match is one atomic call. This
+//! is its statement in Rust, the oracle: `tests/tests/matching/policy.rs` compares the agent
+//! the store picks with [`choose`] over every eligible agent, on random fleets in the real Redis.
 
 use std::cmp::Ordering;
 
-use shared::store::Candidate;
+/// An eligible agent, with what the policy orders by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The agent.
+    pub agent_id: String,
+    /// Tickets it holds.
+    pub active: u32,
+    /// Its last assignment (or going available), ms.
+    pub idle_since: i64,
+    /// Its summed level over the ticket's skills.
+    pub summed_level: u32,
+    /// Whether it is the ticket's preferred agent.
+    pub preferred: bool,
+}
 
 /// Orders two candidates: `Less` means `a` is the better choice.
 pub fn compare(a: &Candidate, b: &Candidate) -> Ordering {

@@ -98,10 +98,10 @@ pub async fn create(
             PAGE,
         )
         .await?;
-    let (created_ms, first) = match created {
+    let (created_ms, routed) = match created {
         CreatedTicket::Created {
-            created_ms, page, ..
-        } => (created_ms, page),
+            created_ms, routed, ..
+        } => (created_ms, routed),
         CreatedTicket::Existing(existing) => {
             let existing = parse_id::<TicketId>("ticket_id", existing)?;
             let view = find(&store, &ledger, &existing)
@@ -111,7 +111,7 @@ pub async fn create(
             return Ok(HttpResponse::Ok().json(view));
         }
     };
-    let offered = matcher.route_created(id.as_str(), first).await?;
+    let offered = matcher.route_created(id.as_str(), routed).await?;
     tracing::info!(ticket_id = %id, offered_to = offered.as_deref(), "ticket posted");
     // The ticket as it stands after its first routing, built from what was posted rather than
     // read back: the response costs no Redis call of its own.

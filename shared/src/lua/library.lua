@@ -13,8 +13,9 @@ are arrays of words: a success word then data, or `{'error', code}` (util.lua).
 
 Matching happens where the change happens, so that no change waits for another process: a
 function that frees an agent offers it, in the same atomic step, the best ticket waiting for an
-agent (`Queue.serve`); a ticket that needs an agent is routed by the choice policy in the
-dispatcher (`candidates`, then `offer_ticket`; matching.lua says how).
+agent (`Queue.serve`); a ticket that needs an agent is routed by the choice policy in the call
+that reserves the agent (`Match.route`: a new ticket in its creation, one that comes back in
+`route_ticket`; matching.lua says how).
 
 Files: keys.lua (key names), util.lua (clock, reads, events, replies), agents.lua (roster,
 free indexes, eligibility), queues.lua (the waiting queues), matching.lua (routing by the
@@ -34,10 +35,10 @@ The rules of API.md and where they are enforced:
   §5  eligibility (status, connection, capacity, one offer, language,
       skills, region, not declined before) ..................... Agent.is_free, Agent.eligible
   §5  the best eligible agent: preferred, fewest active, longest idle,
-      summed level, id ............................ candidates (+ dispatcher/src/policy.rs)
+      summed level, id ....................... Match.route, Match.better (+ dispatcher/src/policy.rs)
   §5  a freed agent gets the best waiting ticket (priority, oldest),
       however many it cannot take wait ahead ..................... Queue.serve (+ sweep)
-  §5  one agent at a time, never two: the offer re-checks both ........ offer_ticket, Match.reserve
+  §5  one agent at a time, never two: chosen and reserved in one call .. Match.route, Match.reserve
   §5  a lapsed offer goes to the next agent; missed offers set away .... expire_offers
   §5  a declined offer goes to the next agent at once ................. decline
   §5  a dropped connection's offer is re-routed at once ............... disconnect
@@ -77,8 +78,7 @@ end
 register('put_agent', Agent.put)
 register('remove_agent', Agent.remove)
 register('create_ticket', Ticket.create)
-register('candidates', Match.candidates)
-register('offer_ticket', Match.offer_ticket)
+register('route_ticket', Match.route_ticket)
 register('stale_routing', Match.stale_routing)
 register('sweep', Queue.sweep)
 register('accept', Offer.accept)

@@ -2,12 +2,13 @@
 -- offered to the best eligible agent, one agent at a time, or parked in the queues (queues.lua)
 -- while no agent can take it.
 --
--- A ticket that needs an agent is "routing" (in the `routing` zset) until the choice policy,
--- which runs in the dispatcher (dispatcher/src/policy.rs), has picked its agent: `candidates`
--- returns the agents that can be best and `offer_ticket` makes the offer. When no agent is
--- eligible the ticket is parked in its language's queue, where a freed agent finds it
--- (`Queue.serve`). A routing ticket is in no queue, so a freed agent does not take it: it goes
--- to the agent the policy picks among all free agents, whichever of the two changes landed first.
+-- The choice policy runs here, in the call that reserves the agent (`Match.route`), so a new
+-- ticket is created and offered in one atomic call, with no race to retry. A ticket that comes
+-- back (declined, lapsed, withdrawn) is "routing" (in the `routing` zset, and signalled on
+-- `routeq`) until a dispatcher routes it with `route_ticket`. When no agent is eligible the
+-- ticket is parked in its queues, where a freed agent finds it (`Queue.serve`). A routing
+-- ticket is in no queue, so a freed agent does not take it: it goes to the agent the policy
+-- picks among all free agents, whichever of the two changes landed first.
 
 -- The offers one call may make ({next = id maker, timeout = ms}): the caller's id `base` for
 -- the first, then `<base>.002`, ... Every transition that may free an agent takes the two.
@@ -61,93 +62,99 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   return expires
 end
 
--- The agents that can be best for queued ticket `tid` (fields `t`), from index entry `offset`,
--- looking at `limit` entries: {next offset or -1, then per candidate: id, active, idle_since,
--- summed level, preferred (1/0)}. Only the first (active, idle_since) group of eligible agents
--- in index order can hold the best agent (plus the preferred agent), so only those are returned.
--- A ticket nobody in the whole index can take is parked.
-function Match.find_candidates(P, tid, t, offset, limit)
-  local out = {'-1'}
-  local function add(aid, a, preferred)
-    out[#out + 1] = aid
-    out[#out + 1] = a.active
-    out[#out + 1] = a.idle_since
-    out[#out + 1] = tostring(Agent.summed_level(a, t))
-    out[#out + 1] = preferred
-  end
-  local pref = t.pref or ''
-  if offset == 0 and pref ~= '' then
-    local a = U.hmget(K.key(P, 'agent', pref), Agent.CANDIDATE_FIELDS)
-    if a and Agent.eligible(P, pref, a, tid, t) then add(pref, a, '1') end
-  end
-  -- The smallest index that holds every eligible agent: by language, and narrower by a skill
-  -- or the region the ticket needs.
-  local index = K.key(P, 'free', t.lang)
+-- API.md §5, the choice policy: whether candidate `x` is a better choice than `y` (each
+-- {id, pref, active, idle, level}): the preferred agent; then fewest active tickets; then
+-- longest idle; then the higher summed level; then the agent id, byte by byte.
+-- dispatcher/src/policy.rs is the same order in Rust, and a test compares the two.
+function Match.better(x, y)
+  if x.pref ~= y.pref then return x.pref end
+  if x.active ~= y.active then return x.active < y.active end
+  if x.idle ~= y.idle then return x.idle < y.idle end
+  if x.level ~= y.level then return x.level > y.level end
+  return U.bytes_before(x.id, y.id)
+end
+
+-- The smallest free index that holds every agent eligible for ticket `t`: its language's, or
+-- narrower, that of a skill or of the region it needs.
+function Match.index_for(P, t)
+  local index, best = K.key(P, 'free', t.lang), -1
   local narrower = {}
   for skill, _ in pairs(U.levels(t.req)) do
     narrower[#narrower + 1] = K.key(P, 'free_skill', t.lang, skill)
   end
   if not U.blank(t.region) then narrower[#narrower + 1] = K.key(P, 'free_region', t.lang, t.region) end
-  local best = -1
   for _, key in ipairs(narrower) do
     local n = redis.call('ZCARD', key)
     if best < 0 or n < best then index, best = key, n end
   end
-  -- Read the index in small chunks: usually the first entry is the answer.
+  return index
+end
+
+-- Routes queued ticket `tid` (fields `t`) by the choice policy (API.md §5): the best eligible
+-- agent is offered it in this same call, or, with none in the whole index, it is parked. The
+-- index is sorted by (active tickets, idle since), so only the preferred agent and the first
+-- group of eligible agents with one score can hold the best; an eligible preferred agent needs
+-- no index read at all. Index entries are read from `offset`, in chunks growing from 16; while
+-- nobody eligible is found, at most `limit` of them. `offers` is from `Match.offers`.
+-- Returns {'offered', agent, deadline, offer id}, {'parked'} or {'more', next offset}.
+function Match.route(P, tid, t, now, offers, offset, limit)
+  local best = nil
+  local function consider(aid, a, preferred)
+    local c = {id = aid, a = a, pref = preferred, active = tonumber(a.active),
+      idle = tonumber(a.idle_since), level = Agent.summed_level(a, t)}
+    if not best or Match.better(c, best) then best = c end
+  end
+  local pref = t.pref or ''
+  if offset == 0 and pref ~= '' then
+    local a = U.hmget(K.key(P, 'agent', pref), Agent.CANDIDATE_FIELDS)
+    if a and Agent.eligible(P, pref, a, tid, t) then consider(pref, a, true) end
+  end
+  local index = nil
+  if not best then index = Match.index_for(P, t) end
   local first, seen, chunk = nil, 0, 16
-  while seen < limit do
-    local n = math.min(chunk, limit - seen)
+  while index and (first or seen < limit) do
+    local n = chunk
+    if not first then n = math.min(chunk, limit - seen) end
     local entries = redis.call('ZRANGE', index, offset + seen, offset + seen + n - 1, 'WITHSCORES')
     for i = 1, #entries, 2 do
       local aid, score = entries[i], tonumber(entries[i + 1])
-      if first and score > first then return out end
+      if first and score > first then index = nil break end
       if aid ~= pref then
         local a = U.hmget(K.key(P, 'agent', aid), Agent.CANDIDATE_FIELDS)
         if a and Agent.eligible(P, aid, a, tid, t) then
           first = first or score
-          add(aid, a, '0')
+          consider(aid, a, false)
         end
       end
     end
     seen = seen + #entries / 2
-    if #entries < 2 * n then
-      if #out == 1 then Queue.park(P, tid, t) end
-      return out
-    end
+    if #entries < 2 * n then index = nil end
     chunk = chunk * 4
   end
-  if first == nil then out[1] = tostring(offset + limit) end
-  return out
+  if best then
+    local oid = offers.next()
+    local expires = Match.reserve(P, tid, t, best.id, best.a, oid, offers.timeout, now)
+    return {'offered', best.id, U.fmt(expires), oid}
+  end
+  if index then return {'more', tostring(offset + seen)} end
+  Queue.park(P, tid, t)
+  return {'parked'}
 end
 
--- candidates: matching, step 1: the eligible agents that can be best for a queued ticket (see
--- `Match.find_candidates`). ARGV: ticket id, offset into the index, how many index entries to
--- look at. Reply: 'candidates', next offset (-1 when done), then the candidates; or 'not_queued'.
-function Match.candidates(keys, args)
-  local P = K.prefix_of(keys)
-  local tid, offset, limit = args[1], tonumber(args[2]), tonumber(args[3])
+-- route_ticket: routes a queued ticket by the choice policy (`Match.route`). ARGV: ticket id,
+-- offset into the index, how many index entries to look at while nobody eligible is found,
+-- offer id, timeout ms. Reply: 'offered', agent, deadline ms, offer id; 'parked'; 'more', next offset
+-- (call again from there); or 'not_queued'.
+function Match.route_ticket(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local tid = args[1]
   local t = Ticket.read(P, tid)
   if not t or t.status ~= 'queued' then
     redis.call('ZREM', K.key(P, 'routing'), tid)
     return {'not_queued'}
   end
-  local reply = {'candidates'}
-  for _, v in ipairs(Match.find_candidates(P, tid, t, offset, limit)) do reply[#reply + 1] = v end
-  return reply
-end
-
--- offer_ticket: matching, step 2: offers the ticket to the agent the policy chose, if both are
--- still free for it (so racing dispatchers offer a ticket once). ARGV: ticket id, agent id,
--- offer id, timeout ms. Reply: 'offered', deadline ms; or 'ticket_not_queued' or
--- 'agent_not_eligible'.
-function Match.offer_ticket(keys, args)
-  local P, now = K.prefix_of(keys), U.now_ms()
-  local tid, aid, oid, timeout = args[1], args[2], args[3], tonumber(args[4])
-  local t = Ticket.read(P, tid)
-  if not t or t.status ~= 'queued' then return {'ticket_not_queued'} end
-  local a = Agent.read(P, aid)
-  if not a or not Agent.eligible(P, aid, a, tid, t) then return {'agent_not_eligible'} end
-  return {'offered', U.fmt(Match.reserve(P, tid, t, aid, a, oid, timeout, now))}
+  return Match.route(P, tid, t, now, Match.offers(args[4], args[5]), tonumber(args[2]),
+    tonumber(args[3]))
 end
 
 -- stale_routing: routing tickets that have waited `older` ms for a dispatcher (which must have

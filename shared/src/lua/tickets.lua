@@ -37,11 +37,11 @@ function Ticket.read(P, tid)
 end
 
 -- create_ticket: POST /v1/tickets (API.md §4). A retry with the same idempotency key and body
--- finds the first ticket; the same key with another body is refused. A new ticket comes with
--- its first page of candidates (as `candidates`), or is parked when nobody can take it.
--- ARGV: id, idempotency key ('' if none), body hash, how many free-index entries to look at,
--- then field/value pairs. Reply: 'created', id, created ms, then next offset and candidates; or
--- 'existing', id.
+-- finds the first ticket; the same key with another body is refused. A new ticket is routed in
+-- the same call (`Match.route`): offered to the best eligible agent, or parked when nobody can
+-- take it. ARGV: id, idempotency key ('' if none), body hash, how many free-index entries to
+-- look at, offer id, timeout ms, then field/value pairs. Reply: 'created', id, created ms, then
+-- what `route_ticket` replies; or 'existing', id.
 function Ticket.create(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local tid, ikey, hash, limit = args[1], args[2], args[3], tonumber(args[4])
@@ -55,7 +55,7 @@ function Ticket.create(keys, args)
   end
   local t = {}
   local fields = {}
-  for i = 5, #args, 2 do
+  for i = 7, #args, 2 do
     t[args[i]] = args[i + 1]
     fields[#fields + 1] = args[i]
     fields[#fields + 1] = args[i + 1]
@@ -64,15 +64,19 @@ function Ticket.create(keys, args)
   t.qscore = U.fmt((9 - tonumber(t.prio)) * 1e14 + seq)
   t.status = 'queued'
   redis.call('HSET', K.key(P, 'ticket', tid), 'created', U.fmt(now), 'qscore', t.qscore,
-    'offers', '0', unpack(fields))
-  Match.to_routing(P, tid, now, false)
+    'offers', '0', 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '', 'queued_at',
+    U.fmt(now), unpack(fields))
   if ikey ~= '' then
     redis.call('SET', K.key(P, 'idempotency', ikey), hash .. '|' .. tid, 'EX',
       Ticket.IDEMPOTENCY_SECS)
   end
   U.emit(P, now, 'ticket_created', {'ticket', tid, 'language', t.lang, 'priority', t.prio})
+  local routed = Match.route(P, tid, t, now, Match.offers(args[5], args[6]), 0, limit)
+  -- Not routed yet (nobody eligible in the first `limit` index entries): a dispatcher goes on,
+  -- and the others take over if it dies.
+  if routed[1] == 'more' then redis.call('ZADD', K.key(P, 'routing'), U.fmt(now), tid) end
   local reply = {'created', tid, U.fmt(now)}
-  for _, v in ipairs(Match.find_candidates(P, tid, t, 0, limit)) do reply[#reply + 1] = v end
+  for _, v in ipairs(routed) do reply[#reply + 1] = v end
   return reply
 end
 

@@ -58,6 +58,16 @@ function U.levels(s)
   return out
 end
 
+-- Whether string `a` sorts before `b` byte by byte, as Rust and sorted sets order them (Lua's
+-- `<` follows the server's locale).
+function U.bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- Whether `s` is absent (nil, or false as Redis replies a missing field) or empty: hash fields
 -- that are unset are stored as ''.
 function U.blank(s)

@@ -33,10 +33,8 @@ pub enum Function {
     RemoveAgent,
     /// `POST /v1/tickets`.
     CreateTicket,
-    /// Matching, step 1: a ticket's candidates.
-    Candidates,
-    /// Matching, step 2: the offer to the chosen agent.
-    OfferTicket,
+    /// Routing a queued ticket: the policy's choice offered in the same call.
+    RouteTicket,
     /// Routing tickets a dead dispatcher left.
     StaleRouting,
     /// The queue sweep: free agents offered what they may take.
@@ -71,12 +69,11 @@ pub enum Function {
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 20] = [
+    pub const ALL: [Function; 19] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
-        Self::Candidates,
-        Self::OfferTicket,
+        Self::RouteTicket,
         Self::StaleRouting,
         Self::Sweep,
         Self::Accept,
@@ -100,8 +97,7 @@ impl Function {
             Self::PutAgent => "put_agent",
             Self::RemoveAgent => "remove_agent",
             Self::CreateTicket => "create_ticket",
-            Self::Candidates => "candidates",
-            Self::OfferTicket => "offer_ticket",
+            Self::RouteTicket => "route_ticket",
             Self::StaleRouting => "stale_routing",
             Self::Sweep => "sweep",
             Self::Accept => "accept",

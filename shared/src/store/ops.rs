@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::reply::{
-    CandidatePage, ConnectReply, Count, CreatedTicket, Done, Ids, LeaseState, OfferOutcome,
-    StatusNow, Swept, Upserted,
+    ConnectReply, Count, CreatedTicket, Done, Ids, LeaseState, Routed, StatusNow, Swept, Upserted,
 };
 use super::{Function, Store, StoreError};
 use crate::domain::{
@@ -162,7 +161,9 @@ impl Store {
     }
 
     /// Creates a ticket, or finds the one created before under the same idempotency key. A new
-    /// ticket comes with its first page of candidates (`page` index entries looked at).
+    /// ticket is routed in the same call: offered to the best eligible agent (for the store's
+    /// offer timeout) or parked; with nobody eligible among the first `page` free-index entries
+    /// it is left routing, for [`Store::route_ticket`] to go on from where it stopped.
     pub async fn create_ticket(
         &self,
         id: &TicketId,
@@ -172,7 +173,8 @@ impl Store {
     ) -> Result<CreatedTicket, StoreError> {
         let (key, hash) = idempotency.unwrap_or(("", ""));
         let page = page.to_string();
-        let mut args: Vec<&str> = vec![id.as_str(), key, hash, &page];
+        let offer = self.next_offer();
+        let mut args: Vec<&str> = vec![id.as_str(), key, hash, &page, &offer[0], &offer[1]];
         for (k, v) in &fields.0 {
             args.push(k);
             args.push(v);
@@ -180,33 +182,25 @@ impl Store {
         self.call(Function::CreateTicket, &args).await
     }
 
-    /// A page of candidates for a queued ticket; `None` if it is no longer queued. A page with
-    /// no candidates and no next offset means nobody can take the ticket now: it was parked in
-    /// its queue.
-    pub async fn candidates(
+    /// Routes a queued ticket by the choice policy, in one call: offered to the best eligible
+    /// agent, or parked when nobody can take it; `offset` and `limit` bound the free-index
+    /// entries looked at while nobody eligible is found ([`Routed::More`] says where to go on).
+    pub async fn route_ticket(
         &self,
         ticket: &str,
         offset: u64,
         limit: u64,
-    ) -> Result<Option<CandidatePage>, StoreError> {
+    ) -> Result<Routed, StoreError> {
+        let offer = self.next_offer();
         self.call(
-            Function::Candidates,
-            &[ticket, &offset.to_string(), &limit.to_string()],
-        )
-        .await
-    }
-
-    /// Offers a queued ticket to an agent (for the store's offer timeout), if both are still
-    /// free for it.
-    pub async fn offer_ticket(
-        &self,
-        ticket: &str,
-        agent: &str,
-        offer: &OfferId,
-    ) -> Result<OfferOutcome, StoreError> {
-        self.call(
-            Function::OfferTicket,
-            &[ticket, agent, offer.as_str(), &millis(self.offer_timeout)],
+            Function::RouteTicket,
+            &[
+                ticket,
+                &offset.to_string(),
+                &limit.to_string(),
+                &offer[0],
+                &offer[1],
+            ],
         )
         .await
     }

@@ -136,79 +136,76 @@ impl FromReply for LeaseState {
     }
 }
 
-/// One agent that may be the best for a ticket, with what the choice policy orders by.
+/// What routing a queued ticket did (`route_ticket`, and `create_ticket` for a new one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// The agent.
-    pub agent_id: String,
-    /// Tickets it holds.
-    pub active: u32,
-    /// Its last assignment (or going available), ms.
-    pub idle_since: i64,
-    /// Its summed level over the ticket's skills.
-    pub summed_level: u32,
-    /// Whether it is the ticket's preferred agent.
-    pub preferred: bool,
+pub enum Routed {
+    /// Offered to the best eligible agent, until `expires_ms`.
+    Offered {
+        /// The agent.
+        agent: String,
+        /// The offer's deadline, ms.
+        expires_ms: i64,
+        /// The offer.
+        offer: String,
+    },
+    /// Nobody can take it now: it waits in its queues for a freed agent.
+    Parked,
+    /// Nobody eligible among the index entries looked at: route again from `next_offset`.
+    More {
+        /// Where to go on in the free index.
+        next_offset: u64,
+    },
+    /// The ticket is no longer queued (offered, assigned or ended meanwhile).
+    NotQueued,
 }
 
-/// A page of candidates and where to continue, if the index holds more to look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidatePage {
-    /// Candidates found on this page.
-    pub candidates: Vec<Candidate>,
-    /// The offset of the next page, if the page ended before an eligible agent was found.
-    pub next_offset: Option<u64>,
-}
-
-impl CandidatePage {
-    /// Parses `[next offset, id, active, idle_since, summed level, preferred, ...]`.
+impl Routed {
+    /// Parses the words of a routing reply, from its first.
     fn parse(function: &str, words: &[String]) -> Result<Self, StoreError> {
-        let next: i64 = num(function, words, 0)?;
-        let mut candidates = Vec::new();
-        let records = words.get(1..).unwrap_or_default();
-        if !records.len().is_multiple_of(5) {
-            return Err(corrupt(function, "a short candidate record"));
-        }
-        for (i, c) in records.chunks(5).enumerate() {
-            let at = |j: usize| 1 + 5 * i + j;
-            candidates.push(Candidate {
-                agent_id: c[0].clone(),
-                active: num(function, words, at(1))?,
-                idle_since: num(function, words, at(2))?,
-                summed_level: num(function, words, at(3))?,
-                preferred: c[4] == "1",
-            });
-        }
-        Ok(CandidatePage {
-            candidates,
-            next_offset: u64::try_from(next).ok(),
-        })
+        Ok(
+            match first(
+                function,
+                words,
+                &["offered", "parked", "more", "not_queued"],
+            )? {
+                "offered" => Routed::Offered {
+                    agent: words
+                        .get(1)
+                        .cloned()
+                        .ok_or_else(|| corrupt(function, "no agent"))?,
+                    expires_ms: num(function, words, 2)?,
+                    offer: words
+                        .get(3)
+                        .cloned()
+                        .ok_or_else(|| corrupt(function, "no offer id"))?,
+                },
+                "parked" => Routed::Parked,
+                "more" => Routed::More {
+                    next_offset: num(function, words, 1)?,
+                },
+                _ => Routed::NotQueued,
+            },
+        )
     }
 }
 
-/// `candidates`: a page, or `None` when the ticket is no longer queued.
-impl FromReply for Option<CandidatePage> {
+impl FromReply for Routed {
     fn from_reply(function: &str, words: Vec<String>) -> Result<Self, StoreError> {
-        match first(function, &words, &["candidates", "not_queued"])? {
-            "candidates" => CandidatePage::parse(function, &words[1..]).map(Some),
-            _ => Ok(None),
-        }
+        Routed::parse(function, &words)
     }
 }
 
 /// What `create_ticket` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreatedTicket {
-    /// A new ticket, created at `created_ms` (Redis's clock), with the first page of its
-    /// candidates: route it (`Matcher::route_created`). An empty page that ends the index means
-    /// no agent can take it now, and it waits in its queue.
+    /// A new ticket, created at `created_ms` (Redis's clock), and routed in the same call.
     Created {
         /// The ticket.
         id: String,
         /// When it was created, ms.
         created_ms: i64,
-        /// Its first page of candidates.
-        page: CandidatePage,
+        /// Offered, parked, or (rarely) still to route from an offset.
+        routed: Routed,
     },
     /// The ticket an earlier request with the same `Idempotency-Key` and body created.
     Existing(String),
@@ -227,40 +224,8 @@ impl FromReply for CreatedTicket {
         Ok(CreatedTicket::Created {
             id,
             created_ms: num(function, &words, 2)?,
-            page: CandidatePage::parse(function, words.get(3..).unwrap_or_default())?,
+            routed: Routed::parse(function, words.get(3..).unwrap_or_default())?,
         })
-    }
-}
-
-/// What `offer_ticket` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfferOutcome {
-    /// The offer was made; it lapses at `expires_ms`.
-    Offered {
-        /// Its deadline, ms.
-        expires_ms: i64,
-    },
-    /// The ticket is no longer queued (offered, assigned or ended meanwhile).
-    TicketNotQueued,
-    /// The agent is no longer free for it.
-    AgentNotEligible,
-}
-
-impl FromReply for OfferOutcome {
-    fn from_reply(function: &str, words: Vec<String>) -> Result<Self, StoreError> {
-        Ok(
-            match first(
-                function,
-                &words,
-                &["offered", "ticket_not_queued", "agent_not_eligible"],
-            )? {
-                "offered" => OfferOutcome::Offered {
-                    expires_ms: num(function, &words, 1)?,
-                },
-                "ticket_not_queued" => OfferOutcome::TicketNotQueued,
-                _ => OfferOutcome::AgentNotEligible,
-            },
-        )
     }
 }
 
@@ -345,18 +310,25 @@ mod tests {
             Upserted::from_reply("f", w(&["created"])).ok(),
             Some(Upserted::Created)
         );
-        let page = Option::<CandidatePage>::from_reply(
-            "candidates",
-            w(&["candidates", "-1", "a-1", "0", "1700", "4", "1"]),
-        )
-        .expect("a page")
-        .expect("queued");
-        assert_eq!(page.next_offset, None);
-        assert_eq!(page.candidates[0].agent_id, "a-1");
-        assert!(page.candidates[0].preferred);
         assert_eq!(
-            OfferOutcome::from_reply("f", w(&["offered", "123"])).ok(),
-            Some(OfferOutcome::Offered { expires_ms: 123 })
+            CreatedTicket::from_reply(
+                "f",
+                w(&["created", "t-1", "17", "offered", "a-1", "123", "o-1"])
+            )
+            .ok(),
+            Some(CreatedTicket::Created {
+                id: "t-1".into(),
+                created_ms: 17,
+                routed: Routed::Offered {
+                    agent: "a-1".into(),
+                    expires_ms: 123,
+                    offer: "o-1".into()
+                }
+            })
+        );
+        assert_eq!(
+            Routed::from_reply("f", w(&["more", "256"])).ok(),
+            Some(Routed::More { next_offset: 256 })
         );
         let c = ConnectReply::from_reply("f", w(&["ok", "break", "s-1", "", "t-1", "t-2"]))
             .expect("a connect reply");
@@ -372,11 +344,8 @@ mod tests {
                 Err(StoreError::Corrupt(_))
             ));
         }
-        assert!(Option::<CandidatePage>::from_reply(
-            "candidates",
-            w(&["candidates", "-1", "a-1", "0"])
-        )
-        .is_err());
+        assert!(Routed::from_reply("f", w(&["offered", "a-1", "123"])).is_err());
+        assert!(CreatedTicket::from_reply("f", w(&["created", "t-1", "17", "queued"])).is_err());
         assert!(StatusNow::from_reply("f", w(&["ok", "dancing", ""])).is_err());
     }
 }

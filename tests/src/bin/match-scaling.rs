@@ -2,9 +2,9 @@
 //!
 //! For each pool size it fills a fresh namespace on the local Redis with that many online
 //! agents (a tenth free English speakers with the skill, the rest German speakers or on break),
-//! then posts `--tickets` English tickets one at a time as the dispatcher does (creation, which
-//! returns the candidates, then the offer: two Redis calls) and prints the mean and p99 time of
-//! one match. Each ticket is cancelled after it is offered, which frees its agent again.
+//! then posts `--tickets` English tickets one at a time as the dispatcher does (the creation,
+//! which routes the ticket and makes the offer: one Redis call) and prints the mean and p99 time
+//! of one match. Each ticket is cancelled after it is offered, which frees its agent again.
 //!
 //! `cargo run --release -p e2e --bin match-scaling -- [--tickets 500] [--sizes 100,1000,10000,100000]`
 
@@ -141,11 +141,11 @@ async fn main() {
                 .create_ticket(&id, None, &fields, PAGE)
                 .await
                 .expect("ticket created");
-            let CreatedTicket::Created { page, .. } = created else {
+            let CreatedTicket::Created { routed, .. } = created else {
                 panic!("a fresh ticket id creates a ticket");
             };
             let agent = matcher
-                .route_created(id.as_str(), page)
+                .route_created(id.as_str(), routed)
                 .await
                 .expect("routed");
             times.push(started.elapsed());

@@ -5,8 +5,9 @@
 //! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
 //! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent),
 //! `routing` (who routes a ticket, and after a dispatcher died), `starvation` (a ticket behind
-//! a thousand its agent cannot take) and
-//! `no_ticket_lost`; the helpers they share are in `support`.
+//! a thousand its agent cannot take), `policy` (the store's choice against
+//! `dispatcher::policy`, the oracle) and `no_ticket_lost`; the helpers they share are in
+//! `support`.
 
 mod drops;
 mod eligibility;
@@ -14,6 +15,7 @@ mod lifecycle;
 mod no_ticket_lost;
 mod offers;
 mod order;
+mod policy;
 mod routing;
 mod starvation;
 mod support;

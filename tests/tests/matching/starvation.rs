@@ -12,7 +12,7 @@ use dispatcher::matcher::{Matcher, PAGE};
 use e2e::{spawn_with, ticket, AgentClient, Options, TestApp, REDIS_URL};
 use serde_json::{json, Value};
 use shared::domain::{AgentId, NewTicket, RequestedStatus, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, Store};
+use shared::store::{CreatedTicket, NewTicketFields, Routed, Store};
 
 use crate::support::{offered, sv, sv_ticket};
 
@@ -76,7 +76,13 @@ async fn a_freed_agent_gets_its_ticket_behind_1000_that_nobody_can_take() {
             .await
             .expect("created");
         assert!(
-            matches!(&created, CreatedTicket::Created { page, .. } if page.candidates.is_empty()),
+            matches!(
+                &created,
+                CreatedTicket::Created {
+                    routed: Routed::Parked,
+                    ..
+                }
+            ),
             "nobody can take it: {created:?}"
         );
     }
@@ -119,11 +125,11 @@ async fn a_freed_agent_gets_its_ticket_behind_1000_it_let_lapse() {
             .create_ticket(&id, None, &fields(&sv_ticket(9)), PAGE)
             .await
             .expect("created");
-        let CreatedTicket::Created { page, .. } = created else {
+        let CreatedTicket::Created { routed, .. } = created else {
             panic!("a new ticket");
         };
         let offered = matcher
-            .route_created(id.as_str(), page)
+            .route_created(id.as_str(), routed)
             .await
             .expect("routed");
         assert_eq!(offered.as_deref(), Some("busy"));

@@ -8,7 +8,7 @@ use e2e::REDIS_URL;
 use proptest::test_runner::TestCaseError;
 use serde_json::json;
 use shared::domain::{AgentId, NewTicket, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, Store, StoreError};
+use shared::store::{CreatedTicket, NewTicketFields, Routed, Store, StoreError};
 
 use crate::reference::{Expect, MTicket, Model};
 use crate::world::{Op, Profile, Want};
@@ -90,8 +90,13 @@ impl Case {
                 )
                 .await
                 .map_err(|e| fail(format!("ballast: {e}")))?;
-            if !matches!(&created, CreatedTicket::Created { page, .. } if page.candidates.is_empty() && page.next_offset.is_none())
-            {
+            if !matches!(
+                &created,
+                CreatedTicket::Created {
+                    routed: Routed::Parked,
+                    ..
+                }
+            ) {
                 return Err(fail(format!(
                     "a ballast ticket was not parked: {created:?}"
                 )));

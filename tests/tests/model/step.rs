@@ -4,11 +4,10 @@
 use std::collections::BTreeSet;
 
 use dispatcher::matcher::PAGE;
-use dispatcher::policy;
 use proptest::test_runner::TestCaseError;
 use shared::domain::{AgentStatus, OfferId, Outcome, TicketId, TicketStatus};
 use shared::error::ErrorCode;
-use shared::store::{CreatedTicket, StatusNow, Upserted};
+use shared::store::{CreatedTicket, Routed, StatusNow, Upserted};
 
 use crate::case::{aid, check_answer, done, fail, Case};
 use crate::reference::{MTicket, OfferState};
@@ -181,11 +180,11 @@ impl Case {
                 }
                 let tid = TicketId::generate();
                 let got = self
-                    .store
+                    .serving_store()
                     .create_ticket(&tid, None, &spec.fields(), PAGE)
                     .await;
-                let page = match got {
-                    Ok(CreatedTicket::Created { id, page, .. }) if id == tid.as_str() => page,
+                let routed = match got {
+                    Ok(CreatedTicket::Created { id, routed, .. }) if id == tid.as_str() => routed,
                     other => return Err(fail(format!("create_ticket answered {other:?}"))),
                 };
                 self.m.seq += 1;
@@ -200,24 +199,28 @@ impl Case {
                     offers_made: 0,
                     parked: false,
                 });
-                // The creation reads the first page of candidates: the best agent is among
-                // them, and with no eligible agent the ticket is parked at once.
+                // The creation routes the ticket: offered to the best agent, or parked with no
+                // eligible agent, in the same call.
                 let t = self.m.tickets.len() - 1;
-                let expect = self.m.best_agent(t);
-                let chosen = policy::choose(&page.candidates)
-                    .and_then(|c| IDS.iter().position(|id| *id == c.agent_id));
-                if chosen != expect || (page.candidates.is_empty() && page.next_offset.is_some()) {
+                let short = self.m.short_offers;
+                let expect = self.m.route(t, short);
+                let got_agent = match &routed {
+                    Routed::Offered { agent, .. } => IDS.iter().position(|id| id == agent),
+                    _ => None,
+                };
+                let parked = matches!(routed, Routed::Parked);
+                if got_agent != expect || parked != expect.is_none() {
                     return Err(fail(format!(
-                        "create_ticket's candidates {page:?} choose {chosen:?}; the model expects {:?}",
+                        "create_ticket routed the ticket {routed:?}; the model expects {:?}",
                         expect.map(|a| IDS[a])
                     )));
                 }
-                if expect.is_none() {
-                    self.m.tickets[t].parked = true;
-                }
                 self.note(format!(
                     "{op:?} -> ok (ticket #{t}{})",
-                    if expect.is_none() { ", parked" } else { "" }
+                    match expect {
+                        Some(a) => format!(", offered to {}", IDS[a]),
+                        None => ", parked".to_owned(),
+                    }
                 ));
             }
             Op::RouteTicket { ticket, short } => {
