@@ -6,19 +6,26 @@
 //! retained past is small next to the run), connects `--agents` agents over real WebSockets
 //! (each accepts its offer and completes the ticket a few milliseconds later), and posts
 //! tickets with a `--context-bytes` context, keeping at most `--window` of them unfinished,
-//! until `--tickets` have completed (then the few posted beyond are let finish). Every `--every` completed tickets it prints a line: tickets, seconds, rate,
-//! Redis's `used_memory`, and the namespace's own keys and their bytes (`MEMORY USAGE`, immune
-//! to other tenants of the Redis). At the end it waits for the retention to pass and checks
-//! that no ended ticket is left in Redis.
+//! until `--tickets` have completed.
+//!
+//! Every `--every` completed tickets it reports, twice. First under load: Redis's `used_memory`
+//! and the namespace's own keys. Under load these follow the work in flight, which is the
+//! throughput at that moment times the retention windows, so they swing with the machine's
+//! other load and mean little for growth. Then settled: posting pauses, the tickets in flight
+//! finish, and once the retention has passed and no ticket is left in Redis (the ledger stored
+//! them, `purge_tickets` removed them) it takes `used_memory` again, with the namespace's keys
+//! and their bytes (`MEMORY USAGE`, immune to other tenants of the Redis), and posting resumes.
+//! What is left settled is what the ticket flow leaves behind for good: a leak of even a few
+//! bytes a ticket shows there as steady growth.
 //!
 //! Exit status 0 when every ticket completed, none is left in Redis after the retention, and
-//! `used_memory` at the last report is within `--tolerance` (default 10 %) of the first;
-//! 1 otherwise. The last line on stdout is a JSON summary.
+//! the settled `used_memory` at the last report is within `--tolerance` (default 10 %) of the
+//! first; 1 otherwise. The last line on stdout is a JSON summary.
 //!
 //! `cargo run --release -p e2e --bin soak -- [--tickets 1000000] [--agents 1000]
 //!  [--context-bytes 4096] [--every 100000] [--window 1000] [--retention-secs 10]`
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,10 +50,16 @@ fn arg(name: &str, default: u64) -> u64 {
 #[derive(Debug, Clone)]
 struct Sample {
     tickets: u64,
+    /// Seconds of posting (the pauses to settle left out).
     secs: f64,
+    /// Under load.
+    load_memory: u64,
+    load_keys: u64,
+    /// Settled.
     used_memory: u64,
     keys: u64,
     key_bytes: u64,
+    tickets_left: u64,
 }
 
 async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
@@ -106,6 +119,32 @@ async fn namespace_keys(conn: &mut redis::aio::MultiplexedConnection, ns: &str) 
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Lets the tickets in flight finish (posting is paused) and the retention pass, until no
+/// ticket is left in the namespace (or a minute past the retention): then its keys, their
+/// bytes, and how many tickets are left.
+async fn settle(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &str,
+    completed: &AtomicU64,
+    posted: &AtomicU64,
+    retention: u64,
+) -> (u64, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(retention + 60);
+    while completed.load(Ordering::Relaxed) < posted.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(retention)).await;
+    loop {
+        let found = namespace_keys(conn, ns).await;
+        if found.2 == 0 || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Connects `n` agents that accept every offer and complete the ticket within 10 ms.
@@ -178,6 +217,7 @@ async fn main() {
     let completed = Arc::new(AtomicU64::new(0));
     let posted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let paused = Arc::new(AtomicBool::new(false));
     let agent_tasks = fleet(&app, agents, completed.clone()).await;
     eprintln!("soak: the fleet is connected");
 
@@ -187,26 +227,30 @@ async fn main() {
     let started = Instant::now();
     let mut poster_tasks = Vec::new();
     for _ in 0..posters {
-        let (app, body, posted, completed, failed) = (
+        let (app, body, posted, completed, failed, paused) = (
             app.clone(),
             body.clone(),
             posted.clone(),
             completed.clone(),
             failed.clone(),
+            paused.clone(),
         );
         poster_tasks.push(tokio::spawn(async move {
-            // Posting goes on until `tickets` have completed, so that the last report, like the
-            // others, is taken under load (at most `window` more are posted).
             loop {
                 let done = completed.load(Ordering::Relaxed);
-                if done >= tickets {
+                if posted.load(Ordering::Relaxed) >= tickets {
                     return;
                 }
-                if posted.load(Ordering::Relaxed).saturating_sub(done) >= window {
+                if paused.load(Ordering::Relaxed)
+                    || posted.load(Ordering::Relaxed).saturating_sub(done) >= window
+                {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
-                posted.fetch_add(1, Ordering::Relaxed);
+                if posted.fetch_add(1, Ordering::Relaxed) >= tickets {
+                    posted.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
                 let a = app.post_ticket(&body).await;
                 if a.status != 201 {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -220,26 +264,42 @@ async fn main() {
 
     let mut conn = redis(&redis_url).await;
     let mut samples: Vec<Sample> = Vec::new();
-    println!("tickets\tsecs\trate/s\tused_memory MiB\tnamespace keys\tnamespace MiB");
+    println!(
+        "tickets\tsecs\trate/s\tunder load: used_memory MiB\tkeys\tsettled: used_memory MiB\tkeys\tnamespace MiB"
+    );
     let mut next_report = every.min(tickets);
     let mut last_progress = Instant::now();
     let mut last_done = 0;
+    let mut settling = Duration::ZERO;
     while next_report <= tickets {
         let done = completed.load(Ordering::Relaxed);
         if done >= next_report {
-            let (keys, key_bytes, _) = namespace_keys(&mut conn, &namespace).await;
+            let (load_keys, _, _) = namespace_keys(&mut conn, &namespace).await;
+            let load_memory = used_memory(&mut conn).await;
+            let secs = (started.elapsed() - settling).as_secs_f64();
+            let pause = Instant::now();
+            paused.store(true, Ordering::Relaxed);
+            let (keys, key_bytes, tickets_left) =
+                settle(&mut conn, &namespace, &completed, &posted, retention).await;
             let sample = Sample {
-                tickets: done,
-                secs: started.elapsed().as_secs_f64(),
+                tickets: completed.load(Ordering::Relaxed),
+                secs,
+                load_memory,
+                load_keys,
                 used_memory: used_memory(&mut conn).await,
                 keys,
                 key_bytes,
+                tickets_left,
             };
+            settling += pause.elapsed();
+            paused.store(false, Ordering::Relaxed);
             println!(
-                "{}\t{:.0}\t{:.0}\t{:.1}\t{}\t{:.1}",
+                "{}\t{:.0}\t{:.0}\t{:.1}\t{}\t{:.1}\t{}\t{:.1}",
                 sample.tickets,
                 sample.secs,
                 sample.tickets as f64 / sample.secs,
+                mib(sample.load_memory),
+                sample.load_keys,
                 mib(sample.used_memory),
                 sample.keys,
                 mib(sample.key_bytes)
@@ -260,27 +320,11 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = (started.elapsed() - settling).as_secs_f64();
     for t in poster_tasks {
-        let _ = t.await;
+        t.abort();
     }
-    // The tickets posted past the count finish too.
-    let drain = Instant::now();
-    while completed.load(Ordering::Relaxed) < posted.load(Ordering::Relaxed)
-        && drain.elapsed() < Duration::from_secs(120)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // The retention passes; then no ended ticket may be left.
-    tokio::time::sleep(Duration::from_secs(retention + 5)).await;
-    let (keys, key_bytes, tickets_left) = namespace_keys(&mut conn, &namespace).await;
-    let idle_memory = used_memory(&mut conn).await;
-    println!(
-        "after the retention: used_memory {:.1} MiB, {keys} namespace keys ({:.1} MiB), {tickets_left} ticket keys",
-        mib(idle_memory),
-        mib(key_bytes)
-    );
+    let tickets_left = samples.last().map_or(u64::MAX, |s| s.tickets_left);
 
     let done = completed.load(Ordering::Relaxed);
     let all_posted = posted.load(Ordering::Relaxed);
@@ -309,12 +353,14 @@ async fn main() {
         "used_memory_growth_pct": growth_pct,
         "ticket_keys_left": tickets_left,
         "samples": samples.iter().map(|s| json!({
-            "tickets": s.tickets, "secs": s.secs, "used_memory": s.used_memory,
-            "namespace_keys": s.keys, "namespace_bytes": s.key_bytes,
+            "tickets": s.tickets, "secs": s.secs,
+            "under_load": {"used_memory": s.load_memory, "namespace_keys": s.load_keys},
+            "used_memory": s.used_memory, "namespace_keys": s.keys,
+            "namespace_bytes": s.key_bytes, "ticket_keys": s.tickets_left,
         })).collect::<Vec<_>>(),
     });
     println!(
-        "used_memory {:.1} MiB after the first {} tickets, {:.1} MiB after {done} ({growth_pct:+.1} %, at most ±{tolerance} %): {}",
+        "settled used_memory {:.1} MiB after the first {} tickets, {:.1} MiB after {done} ({growth_pct:+.1} %, at most ±{tolerance} %), {tickets_left} ticket keys left: {}",
         mib(first),
         samples.first().map(|s| s.tickets).unwrap_or(0),
         mib(last),
