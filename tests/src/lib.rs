@@ -12,6 +12,7 @@ use shared::config::Settings;
 use tokio::sync::oneshot;
 
 mod agent;
+pub mod commands;
 pub use agent::{handshake, ws_url, AgentClient, Closed, Ws};
 
 /// The shared secret of test tokens.

@@ -5,10 +5,11 @@
 //! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
 //! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent),
 //! `routing` (who routes a ticket, and after a dispatcher died), `starvation` (a ticket behind
-//! a thousand its agent cannot take), `policy` (the store's choice against
+//! a thousand its agent cannot take), `commands` (what a ticket's life costs in Redis commands), `policy` (the store's choice against
 //! `dispatcher::policy`, the oracle) and `no_ticket_lost`; the helpers they share are in
 //! `support`.
 
+mod commands;
 mod drops;
 mod eligibility;
 mod lifecycle;
