@@ -62,7 +62,8 @@ impl Ledger {
     }
 
     async fn apply_batch(&self, store: &Store) -> Result<usize, LedgerError> {
-        let start = match self.offset().await? {
+        let stored = self.offset().await?;
+        let start = match stored {
             Some((ms, seq)) => format!("({ms}-{seq}"),
             None => "-".to_owned(),
         };
@@ -72,6 +73,11 @@ impl Ledger {
             .await?;
         let read = reply.ids.len();
         let Some(mut batch) = read_batch(reply) else {
+            // Nothing new: what was stored still leaves the stream once past its retention, so
+            // that the stream does not keep the last busy minutes for as long as it is quiet.
+            if let Some((ms, seq)) = stored {
+                self.trim(store, StreamId { ms, seq }).await;
+            }
             return Ok(0);
         };
         // Ended tickets are read before the transaction and marked stored (in Redis) only after
