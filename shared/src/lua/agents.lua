@@ -7,11 +7,13 @@
 -- idx (the free-index keys it is in, "|"-separated), iscore (its score there).
 
 -- What the state machine reads of an agent (not the profile JSON, which can be large).
+-- `idx` and `iscore` come with every read, so that re-indexing needs no read of its own.
 Agent.FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'conn', 'inst',
-  'active', 'offer', 'idle_since', 'missed', 'shift', 'rate', 'currency', 'tz', 'disc_at', 'lost'}
--- What eligibility and the choice policy read of a candidate.
+  'active', 'offer', 'idle_since', 'missed', 'shift', 'rate', 'currency', 'tz', 'disc_at', 'lost',
+  'idx', 'iscore'}
+-- What eligibility, the choice policy and an offer read of a candidate.
 Agent.CANDIDATE_FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'active',
-  'offer', 'idle_since'}
+  'offer', 'idle_since', 'idx', 'iscore'}
 
 -- The agent's fields, or nil if it is not on the roster.
 function Agent.read(P, id)
@@ -26,13 +28,12 @@ function Agent.is_free(a)
 end
 
 -- Puts the agent in exactly the free indexes it belongs in now (none unless it can take an
--- offer), sorted by (active tickets, idle since), touching Redis only where that changed. The
--- recorded keys and score are read from Redis, not from `a`: a nested call may have re-indexed
--- the agent since the caller read its hash.
-function Agent.reindex(P, id, a)
-  local k = K.key(P, 'agent', id)
-  local rec = redis.call('HMGET', k, 'idx', 'iscore')
-  local old_idx, old_score = rec[1] or '', rec[2] or ''
+-- offer), sorted by (active tickets, idle since), touching Redis only where that changed, and
+-- writes `fields` (name, value pairs, may be nil) to its hash in the same HSET. The keys and
+-- score it is indexed under are those of `a` (read with the agent's fields), which this
+-- updates: every function keeps one table per agent it changes, so they stay true.
+function Agent.reindex(P, id, a, fields)
+  local old_idx, old_score = a.idx or '', a.iscore or ''
   local idx, score = '', ''
   local keys = {}
   if Agent.is_free(a) then
@@ -48,12 +49,19 @@ function Agent.reindex(P, id, a)
     end
     idx = table.concat(keys, '|')
   end
-  if idx == old_idx and score == old_score then return end
-  if idx ~= old_idx then
-    for _, key in ipairs(U.list(old_idx, '|')) do redis.call('ZREM', key, id) end
+  local writes = fields or {}
+  if idx ~= old_idx or score ~= old_score then
+    if idx ~= old_idx then
+      for _, key in ipairs(U.list(old_idx, '|')) do redis.call('ZREM', key, id) end
+    end
+    for _, key in ipairs(keys) do redis.call('ZADD', key, score, id) end
+    writes[#writes + 1] = 'idx'
+    writes[#writes + 1] = idx
+    writes[#writes + 1] = 'iscore'
+    writes[#writes + 1] = score
+    a.idx, a.iscore = idx, score
   end
-  for _, key in ipairs(keys) do redis.call('ZADD', key, score, id) end
-  redis.call('HSET', k, 'idx', idx, 'iscore', score)
+  if #writes > 0 then redis.call('HSET', K.key(P, 'agent', id), unpack(writes)) end
 end
 
 -- API.md §5: whether agent `aid` (fields `a`) may be offered ticket `tid` (fields `t`): free,

@@ -51,8 +51,7 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
     'created', U.fmt(now), 'expires', U.fmt(expires))
   redis.call('ZADD', K.key(P, 'deadlines'), U.fmt(expires), oid)
   a.offer = oid
-  redis.call('HSET', K.key(P, 'agent', aid), 'offer', oid)
-  Agent.reindex(P, aid, a)
+  Agent.reindex(P, aid, a, {'offer', oid})
   U.emit(P, now, 'offer_created', {'ticket', tid, 'agent', aid, 'offer', oid, 'expires',
     U.fmt(expires)})
   local shown = redis.call('HMGET', tk, 'summary', 'skills', 'prio', 'created')

@@ -20,14 +20,14 @@ end
 
 -- Ends pending offer `oid` (fields `o`): the ticket goes back to routing, the agent is freed.
 -- `why` is expired, declined, cancelled (ticket cancelled) or withdrawn (agent left); with
--- `notify` the agent is told. Returns the agent's fields (nil if it is gone).
-function Offer.finish(P, oid, o, why, now, notify)
+-- `notify` the agent is told. `a` is the caller's table of the agent, if it has one (read
+-- otherwise). Returns the agent's fields (nil if it is gone).
+function Offer.finish(P, oid, o, why, now, notify, a)
   Offer.close(P, oid, why)
-  local a = Agent.read(P, o.agent)
+  a = a or Agent.read(P, o.agent)
   if a and a.offer == oid then
     a.offer = ''
-    redis.call('HSET', K.key(P, 'agent', o.agent), 'offer', '')
-    Agent.reindex(P, o.agent, a)
+    Agent.reindex(P, o.agent, a, {'offer', ''})
   end
   local t = Ticket.read(P, o.ticket)
   if t and t.status == 'offered' and t.offer == oid then
@@ -94,9 +94,8 @@ function Offer.accept(keys, args)
     'assigned_at', U.fmt(now))
   redis.call('SADD', K.key(P, 'agent_tickets', aid), o.ticket)
   a.offer, a.active, a.idle_since, a.missed = '', tostring(tonumber(a.active) + 1), U.fmt(now), '0'
-  redis.call('HSET', K.key(P, 'agent', aid), 'offer', '', 'active', a.active, 'idle_since',
-    a.idle_since, 'missed', '0', 'last_seen', U.fmt(now))
-  Agent.reindex(P, aid, a)
+  Agent.reindex(P, aid, a, {'offer', '', 'active', a.active, 'idle_since', a.idle_since,
+    'missed', '0', 'last_seen', U.fmt(now)})
   U.emit(P, now, 'ticket_assigned', {'ticket', o.ticket, 'agent', aid, 'offer', oid, 'shift',
     a.shift or ''})
   local reply = Offer.assigned_reply(P, o.ticket)

@@ -25,11 +25,13 @@ function Shift.withdraw_offer(P, aid, a, now, notify)
   local oid = a.offer
   local o = U.hgetall(K.key(P, 'offer', oid))
   if o and o.status == 'pending' then
-    Offer.finish(P, oid, o, 'withdrawn', now, notify)
+    Offer.finish(P, oid, o, 'withdrawn', now, notify, a)
     U.emit(P, now, 'offer_withdrawn', {'ticket', o.ticket, 'agent', aid, 'offer', oid})
   end
-  a.offer = ''
-  redis.call('HSET', K.key(P, 'agent', aid), 'offer', '')
+  if not U.blank(a.offer) then
+    a.offer = ''
+    redis.call('HSET', K.key(P, 'agent', aid), 'offer', '')
+  end
 end
 
 -- Ends the agent's shift at `ended_at` (its last moment) for `reason` (API.md §7: offline,
@@ -42,9 +44,8 @@ function Shift.finish(P, aid, a, now, ended_at, reason)
       'reason', reason})
   end
   a.status, a.shift = 'offline', ''
-  redis.call('HSET', K.key(P, 'agent', aid), 'status', 'offline', 'shift', '', 'missed', '0')
   redis.call('ZREM', K.key(P, 'grace'), aid)
-  Agent.reindex(P, aid, a)
+  Agent.reindex(P, aid, a, {'status', 'offline', 'shift', '', 'missed', '0'})
 end
 
 -- Records the agent's new status and its event.
@@ -131,10 +132,9 @@ function Shift.connect(keys, args)
   end
   redis.call('ZREM', K.key(P, 'grace'), aid)
   a.connected, a.conn, a.inst = '1', conn, inst
-  redis.call('HSET', K.key(P, 'agent', aid), 'connected', '1', 'conn', conn, 'inst', inst,
-    'last_seen', U.fmt(now))
   redis.call('SADD', K.key(P, 'gateway_conns', inst), aid)
-  Agent.reindex(P, aid, a)
+  Agent.reindex(P, aid, a, {'connected', '1', 'conn', conn, 'inst', inst, 'last_seen',
+    U.fmt(now)})
   U.emit(P, now, 'agent_connected', {'agent', aid, 'conn', conn, 'shift', a.shift or ''})
   Queue.serve(P, aid, a, now, Match.offers(args[4], args[5]))
   local reply = {'ok', a.status, a.shift or '', a.offer or ''}

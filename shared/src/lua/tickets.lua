@@ -96,8 +96,7 @@ function Ticket.complete(keys, args)
     'outcome', args[3], 'note', args[4] or '')
   redis.call('SREM', K.key(P, 'agent_tickets', aid), tid)
   a.active = tostring(math.max(0, tonumber(a.active) - 1))
-  redis.call('HSET', K.key(P, 'agent', aid), 'active', a.active, 'last_seen', U.fmt(now))
-  Agent.reindex(P, aid, a)
+  Agent.reindex(P, aid, a, {'active', a.active, 'last_seen', U.fmt(now)})
   local event = U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome',
     args[3], 'shift', a.shift or ''})
   Ticket.ended(P, tid, now, event)
@@ -129,8 +128,7 @@ function Ticket.cancel(keys, args)
     if a then
       redis.call('SREM', K.key(P, 'agent_tickets', t.agent), tid)
       a.active = tostring(math.max(0, tonumber(a.active) - 1))
-      redis.call('HSET', K.key(P, 'agent', t.agent), 'active', a.active)
-      Agent.reindex(P, t.agent, a)
+      Agent.reindex(P, t.agent, a, {'active', a.active})
       U.push(P, {kind = 'ticket_cancelled', agent = t.agent, ticket_id = tid})
     end
     freed = t.agent
