@@ -25,12 +25,20 @@ function Match.offers(base, timeout)
 end
 
 -- The ticket needs an agent: it is queued, in no queue, until the policy has picked its agent
--- (`signal`: and a dispatcher is told to route it, through `routeq`).
-function Match.to_routing(P, tid, now, signal)
-  redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'queued', 'agent', '', 'offer', '',
-    'offer_agent', '', 'queued_at', U.fmt(now))
+-- (`signal`: and a dispatcher is told to route it, through `routeq`); `extra` (field, value,
+-- ...) is written to its hash with the rest.
+function Match.to_routing(P, tid, now, signal, extra)
+  local pairs = {'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '', 'queued_at',
+    U.fmt(now), 'wait', 'routing'}
+  for _, v in ipairs(extra or {}) do pairs[#pairs + 1] = v end
+  redis.call('HSET', K.key(P, 'ticket', tid), unpack(pairs))
   redis.call('ZADD', K.key(P, 'routing'), U.fmt(now), tid)
   if signal then redis.call('LPUSH', K.key(P, 'route_queue'), tid) end
+end
+
+-- The ticket (fields `t`) is no longer routing, if it was.
+function Match.leave_routing(P, tid, t)
+  if t.wait == nil or t.wait == 'routing' then redis.call('ZREM', K.key(P, 'routing'), tid) end
 end
 
 -- Makes offer `oid` of ticket `tid` to agent `aid`, both checked eligible by the caller, for
@@ -42,11 +50,11 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   -- The ticket remembers its offers, so that their records leave Redis with it.
   local offer_ids = oid
   if not U.blank(t.offer_ids) then offer_ids = t.offer_ids .. ',' .. oid end
-  redis.call('HSET', tk, 'status', 'offered', 'offer', oid, 'offer_agent', aid, 'offer_ids',
-    offer_ids)
-  redis.call('HINCRBY', tk, 'offers', 1)
   Queue.unpark(P, tid, t)
-  redis.call('ZREM', K.key(P, 'routing'), tid)
+  Match.leave_routing(P, tid, t)
+  t.wait = ''
+  Ticket.write(P, tid, t, {'status', 'offered', 'offer', oid, 'offer_agent', aid, 'offer_ids',
+    offer_ids, 'offers', U.fmt(tonumber(t.offers or '0') + 1), 'wait', ''})
   redis.call('HSET', K.key(P, 'offer', oid), 'ticket', tid, 'agent', aid, 'status', 'pending',
     'created', U.fmt(now), 'expires', U.fmt(expires))
   redis.call('ZADD', K.key(P, 'deadlines'), U.fmt(expires), oid)
@@ -54,10 +62,14 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   Agent.reindex(P, aid, a, {'offer', oid})
   U.emit(P, now, 'offer_created', {'ticket', tid, 'agent', aid, 'offer', oid, 'expires',
     U.fmt(expires)})
-  local shown = redis.call('HMGET', tk, 'summary', 'skills', 'prio', 'created')
-  U.push(P, {kind = 'offer', agent = aid, offer_id = oid, ticket_id = tid, summary = shown[1],
-    language = t.lang, skills = cjson.decode(shown[2]), priority = tonumber(shown[3]),
-    created_ms = tonumber(shown[4]), now_ms = now, expires_ms = expires})
+  -- A ticket created in this call has what the offer shows at hand; others read it.
+  if not t.summary then
+    local shown = redis.call('HMGET', tk, unpack(Ticket.SHOWN))
+    for i, f in ipairs(Ticket.SHOWN) do t[f] = shown[i] end
+  end
+  U.push(P, {kind = 'offer', agent = aid, offer_id = oid, ticket_id = tid, summary = t.summary,
+    language = t.lang, skills = cjson.decode(t.skills), priority = tonumber(t.prio),
+    created_ms = tonumber(t.created), now_ms = now, expires_ms = expires})
   return expires
 end
 
@@ -82,6 +94,8 @@ function Match.index_for(P, t)
     narrower[#narrower + 1] = K.key(P, 'free_skill', t.lang, skill)
   end
   if not U.blank(t.region) then narrower[#narrower + 1] = K.key(P, 'free_region', t.lang, t.region) end
+  -- Any narrower index is no larger than the language's: with one, no need to count.
+  if #narrower == 1 then return narrower[1] end
   for _, key in ipairs(narrower) do
     local n = redis.call('ZCARD', key)
     if best < 0 or n < best then index, best = key, n end
@@ -147,7 +161,7 @@ end
 function Match.route_ticket(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local tid = args[1]
-  local t = Ticket.read(P, tid)
+  local t = Ticket.read_for_offer(P, tid)
   if not t or t.status ~= 'queued' then
     redis.call('ZREM', K.key(P, 'routing'), tid)
     return {'not_queued'}

@@ -2,9 +2,8 @@
 -- or lapsed offer sends the ticket to the next eligible agent; the agent is freed).
 --
 -- Offer hash fields: ticket, agent, status (pending, accepted, declined, expired, cancelled,
--- withdrawn), created, expires. Once it is no longer pending only ticket, agent and status are
--- kept, for `Offer.KEEP_SECS`: what tells `offer_expired` from `offer_not_found`, and answers a
--- repeated accept.
+-- withdrawn), created, expires. Once it is no longer pending it is kept for `Offer.KEEP_SECS`:
+-- what tells `offer_expired` from `offer_not_found`, and answers a repeated accept.
 
 -- How long an ended offer's record is kept.
 Offer.KEEP_SECS = 120
@@ -14,7 +13,6 @@ function Offer.close(P, oid, why)
   local ok = K.key(P, 'offer', oid)
   redis.call('ZREM', K.key(P, 'deadlines'), oid)
   redis.call('HSET', ok, 'status', why)
-  redis.call('HDEL', ok, 'created', 'expires')
   redis.call('EXPIRE', ok, Offer.KEEP_SECS)
 end
 
@@ -31,13 +29,15 @@ function Offer.finish(P, oid, o, why, now, notify, a)
   end
   local t = Ticket.read(P, o.ticket)
   if t and t.status == 'offered' and t.offer == oid then
+    local extra = {}
     if why == 'expired' or why == 'declined' then
       -- Both ways: who declined the ticket (for its candidates), and what the agent declined
       -- (for the queues it is served from).
       redis.call('SADD', K.key(P, 'declined', o.ticket), o.agent)
       redis.call('SADD', K.key(P, 'agent_declined', o.agent), o.ticket)
+      extra = {'declined', '1'}
     end
-    if why ~= 'cancelled' then Match.to_routing(P, o.ticket, now, true) end
+    if why ~= 'cancelled' then Match.to_routing(P, o.ticket, now, true, extra) end
   end
   if notify and a then
     local reason = 'cancelled'

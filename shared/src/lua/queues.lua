@@ -21,11 +21,15 @@ function Queue.park(P, tid, t)
   redis.call('ZADD', K.key(P, 'class_queue', t.lang, class), t.qscore, tid)
   redis.call('HSET', K.key(P, 'queue_classes', t.lang), class, '1')
   redis.call('SADD', K.key(P, 'queues'), t.lang)
-  redis.call('ZREM', K.key(P, 'routing'), tid)
+  Match.leave_routing(P, tid, t)
+  t.wait = 'parked'
+  Ticket.write(P, tid, t, {'wait', 'parked'})
 end
 
--- The ticket leaves its queues (it is offered or cancelled); empty queues are forgotten.
+-- The ticket leaves its queues, if it is parked (it is offered or cancelled); empty queues
+-- are forgotten.
 function Queue.unpark(P, tid, t)
+  if t.wait ~= nil and t.wait ~= 'parked' then return end
   local queue = K.key(P, 'queue', t.lang)
   if redis.call('ZREM', queue, tid) == 0 then return end
   local class = Queue.class_of(t)
@@ -79,20 +83,25 @@ end
 function Queue.serve(P, aid, a, now, offers)
   if not Agent.is_free(a) then return nil end
   local have = U.levels(a.skills)
-  local declined = K.key(P, 'agent_declined', aid)
-  if redis.call('EXISTS', declined) == 0 then declined = nil end
-  local best_tid, best_score = nil, nil
+  local queues = {}
   for _, lang in ipairs(U.list(a.langs, ',')) do
     for _, class in ipairs(redis.call('HKEYS', K.key(P, 'queue_classes', lang))) do
       if Queue.may_take(a, have, class) then
-        local queue = K.key(P, 'class_queue', lang, class)
-        local tid, score = Queue.first_not_declined(queue, declined, best_score)
-        if tid then best_tid, best_score = tid, score end
+        queues[#queues + 1] = K.key(P, 'class_queue', lang, class)
       end
     end
   end
+  if #queues == 0 then return nil end
+  local declined = K.key(P, 'agent_declined', aid)
+  if redis.call('EXISTS', declined) == 0 then declined = nil end
+  local best_tid, best_score = nil, nil
+  for _, queue in ipairs(queues) do
+    local tid, score = Queue.first_not_declined(queue, declined, best_score)
+    if tid then best_tid, best_score = tid, score end
+  end
   if not best_tid then return nil end
-  Match.reserve(P, best_tid, Ticket.read(P, best_tid), aid, a, offers.next(), offers.timeout, now)
+  Match.reserve(P, best_tid, Ticket.read_for_offer(P, best_tid), aid, a, offers.next(),
+    offers.timeout, now)
   return best_tid
 end
 

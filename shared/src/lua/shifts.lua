@@ -8,8 +8,7 @@ function Shift.requeue_held(P, aid, a, now)
   for _, tid in ipairs(redis.call('SMEMBERS', held_key)) do
     local t = Ticket.read(P, tid)
     if t and t.status == 'assigned' and t.agent == aid then
-      Match.to_routing(P, tid, now, true)
-      redis.call('HSET', K.key(P, 'ticket', tid), 'assigned_at', '')
+      Match.to_routing(P, tid, now, true, {'assigned_at', ''})
       U.emit(P, now, 'ticket_requeued', {'ticket', tid, 'agent', aid})
     end
   end

@@ -2,13 +2,27 @@
 -- completion by its agent, cancellation by the escalation engine.
 --
 -- Ticket hash fields: conv, lang, req ("refunds:3"), skills (JSON), prio, region, pref, summary,
--- context (JSON, dropped when the ticket ends), status, agent, offer, offer_agent, offers,
+-- context (JSON, emptied when the ticket ends), status, agent, offer, offer_agent, offers,
 -- offer_ids (every offer made, ","-separated), created, qscore, queued_at, assigned_at,
--- completed_at, cancelled_at, outcome, note, ended_event (the stream id of its end).
+-- completed_at, cancelled_at, outcome, note, ended_event (the stream id of its end), wait
+-- (where a queued ticket waits: "routing", "parked" or ""), declined ("1" once an agent
+-- declined it or let it lapse). A ticket from before `wait` and `declined` existed lacks them,
+-- and is treated as possibly anywhere and possibly declined.
 
 -- What the state machine reads of a ticket (not the context or the summary, which can be large).
 Ticket.FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer', 'offer_agent',
-  'qscore', 'offer_ids'}
+  'qscore', 'offer_ids', 'offers', 'wait', 'declined'}
+-- What an offer shows of it besides (read when making an offer).
+Ticket.SHOWN = {'summary', 'skills', 'prio', 'created'}
+
+-- Writes `pairs` (field, value, ...) to the ticket's hash in one HSET, after the fields of a
+-- ticket created in this call and not yet written (`t.unsaved`).
+function Ticket.write(P, tid, t, pairs)
+  local all = t.unsaved or {}
+  t.unsaved = nil
+  for _, v in ipairs(pairs) do all[#all + 1] = v end
+  redis.call('HSET', K.key(P, 'ticket', tid), unpack(all))
+end
 
 -- How long an idempotency key is remembered, seconds (API.md §4: at least 24 h).
 Ticket.IDEMPOTENCY_SECS = 86400
@@ -20,20 +34,32 @@ function Ticket.forget_declines(P, tid)
   end
 end
 
--- The ticket ended with stream event `event_id` (API.md §4): the customer's context goes at
--- once (only its agent ever saw it), the agents who declined it forget it, and it waits in
--- `ended` until the ledger has stored it and the retention has passed (`purge_tickets`).
-function Ticket.ended(P, tid, now, event_id)
-  local tk = K.key(P, 'ticket', tid)
-  redis.call('HDEL', tk, 'context')
-  redis.call('HSET', tk, 'ended_event', event_id)
-  Ticket.forget_declines(P, tid)
+-- Ticket `tid` (fields `t`) ended with stream event `event_id` (API.md §4), its final fields
+-- `pairs` written with it: the customer's context goes at once (only its agent ever saw it),
+-- the agents who declined it forget it, and it waits in `ended` until the ledger has stored it
+-- and the retention has passed (`purge_tickets`).
+function Ticket.ended(P, tid, t, now, event_id, pairs)
+  pairs[#pairs + 1] = 'ended_event'
+  pairs[#pairs + 1] = event_id
+  pairs[#pairs + 1] = 'context'
+  pairs[#pairs + 1] = ''
+  Ticket.write(P, tid, t, pairs)
+  if t.declined ~= '' then Ticket.forget_declines(P, tid) end
   redis.call('ZADD', K.key(P, 'ended'), U.fmt(now), tid)
 end
 
 -- The ticket's fields, or nil if there is no such ticket.
 function Ticket.read(P, tid)
   return U.hmget(K.key(P, 'ticket', tid), Ticket.FIELDS)
+end
+
+-- The ticket's fields and what an offer of it shows, or nil: for a ticket about to be offered.
+-- (Written out: a library's top level has no `ipairs`.)
+Ticket.OFFER_FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer',
+  'offer_agent', 'qscore', 'offer_ids', 'offers', 'wait', 'declined', 'summary', 'skills', 'prio',
+  'created'}
+function Ticket.read_for_offer(P, tid)
+  return U.hmget(K.key(P, 'ticket', tid), Ticket.OFFER_FIELDS)
 end
 
 -- create_ticket: POST /v1/tickets (API.md §4). A retry with the same idempotency key and body
@@ -62,10 +88,11 @@ function Ticket.create(keys, args)
   end
   local seq = redis.call('INCR', K.key(P, 'seq'))
   t.qscore = U.fmt((9 - tonumber(t.prio)) * 1e14 + seq)
-  t.status = 'queued'
-  redis.call('HSET', K.key(P, 'ticket', tid), 'created', U.fmt(now), 'qscore', t.qscore,
-    'offers', '0', 'status', 'queued', 'agent', '', 'offer', '', 'offer_agent', '', 'queued_at',
-    U.fmt(now), unpack(fields))
+  t.status, t.offers, t.wait, t.declined, t.created = 'queued', '0', '', '', U.fmt(now)
+  -- Written by the routing below, with what it changes, in one HSET.
+  t.unsaved = {'created', t.created, 'qscore', t.qscore, 'offers', '0', 'status', 'queued',
+    'agent', '', 'offer', '', 'offer_agent', '', 'queued_at', t.created, 'wait', '', 'declined',
+    '', unpack(fields)}
   if ikey ~= '' then
     redis.call('SET', K.key(P, 'idempotency', ikey), hash .. '|' .. tid, 'EX',
       Ticket.IDEMPOTENCY_SECS)
@@ -74,7 +101,10 @@ function Ticket.create(keys, args)
   local routed = Match.route(P, tid, t, now, Match.offers(args[5], args[6]), 0, limit)
   -- Not routed yet (nobody eligible in the first `limit` index entries): a dispatcher goes on,
   -- and the others take over if it dies.
-  if routed[1] == 'more' then redis.call('ZADD', K.key(P, 'routing'), U.fmt(now), tid) end
+  if routed[1] == 'more' then
+    Ticket.write(P, tid, t, {'wait', 'routing'})
+    redis.call('ZADD', K.key(P, 'routing'), U.fmt(now), tid)
+  end
   local reply = {'created', tid, U.fmt(now)}
   for _, v in ipairs(routed) do reply[#reply + 1] = v end
   return reply
@@ -92,14 +122,13 @@ function Ticket.complete(keys, args)
   end
   local a = Agent.read(P, aid)
   if not a then return U.reject('ticket_not_found') end
-  redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'completed', 'completed_at', U.fmt(now),
-    'outcome', args[3], 'note', args[4] or '')
   redis.call('SREM', K.key(P, 'agent_tickets', aid), tid)
   a.active = tostring(math.max(0, tonumber(a.active) - 1))
   Agent.reindex(P, aid, a, {'active', a.active, 'last_seen', U.fmt(now)})
   local event = U.emit(P, now, 'ticket_completed', {'ticket', tid, 'agent', aid, 'outcome',
     args[3], 'shift', a.shift or ''})
-  Ticket.ended(P, tid, now, event)
+  Ticket.ended(P, tid, t, now, event, {'status', 'completed', 'completed_at', U.fmt(now),
+    'outcome', args[3], 'note', args[4] or ''})
   Queue.serve(P, aid, a, now, Match.offers(args[5], args[6]))
   return {'ok'}
 end
@@ -118,7 +147,7 @@ function Ticket.cancel(keys, args)
   local freed, a = '', nil
   if t.status == 'queued' then
     Queue.unpark(P, tid, t)
-    redis.call('ZREM', K.key(P, 'routing'), tid)
+    Match.leave_routing(P, tid, t)
   elseif t.status == 'offered' then
     local o = U.hgetall(K.key(P, 'offer', t.offer))
     if o then a = Offer.finish(P, t.offer, o, 'cancelled', now, true) end
@@ -133,11 +162,10 @@ function Ticket.cancel(keys, args)
     end
     freed = t.agent
   end
-  redis.call('HSET', K.key(P, 'ticket', tid), 'status', 'cancelled', 'cancelled_at', U.fmt(now),
-    'offer', '', 'offer_agent', '')
   local event = U.emit(P, now, 'ticket_cancelled', {'ticket', tid, 'agent', freed, 'was',
     t.status})
-  Ticket.ended(P, tid, now, event)
+  Ticket.ended(P, tid, t, now, event, {'status', 'cancelled', 'cancelled_at', U.fmt(now), 'offer',
+    '', 'offer_agent', '', 'wait', ''})
   if a then Queue.serve(P, freed, a, now, Match.offers(args[2], args[3])) end
   return {'ok'}
 end

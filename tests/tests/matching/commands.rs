@@ -22,9 +22,9 @@ use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store
 
 const TICKETS: u64 = 20;
 /// Commands per ticket on the hot path (create with its offer, accept, complete): at most.
-const HOT_PATH_BUDGET: u64 = 50;
+const HOT_PATH_BUDGET: u64 = 38;
 /// Commands per ticket in all, the ledger's reads and the purge included: at most.
-const LIFE_BUDGET: u64 = 55;
+const LIFE_BUDGET: u64 = 43;
 
 /// Runs `f` and adds what Redis ran meanwhile to `into`.
 async fn counted<T>(
