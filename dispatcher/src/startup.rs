@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpServer};
 use http_kit::{health, not_found, BodyLimit, Probe, Readiness};
 use ledger::{Ledger, PayRules};
 use shared::config::{ConfigError, Settings};
-use shared::store::Store;
+use shared::store::{Store, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,10 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// Redis refused the function library (a build whose Lua does not load): starting would
+    /// only fail every call.
+    #[error("redis refused the function library: {0}")]
+    Library(StoreError),
 }
 
 /// A running dispatcher.
@@ -70,8 +74,12 @@ impl Application {
         let store = Store::open(&settings.redis_url, &settings.namespace)
             .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?
             .with_offer_timeout(settings.offer_timeout);
-        if let Err(e) = store.load_library().await {
-            tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
+        match store.load_library().await {
+            Ok(()) => {}
+            Err(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "redis not reachable at start; will load the function library when it is");
+            }
+            Err(e) => return Err(StartupError::Library(e)),
         }
         let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
             .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?
