@@ -315,6 +315,18 @@ async fn run_all(
         _ => None,
     };
 
+    // Redis's command counts over the run (the whole server's: the benchmark has it alone).
+    let mut redis_conn = match args.target {
+        Target::Dispatch => redis::Client::open(args.redis.as_str())?
+            .get_multiplexed_async_connection()
+            .await
+            .ok(),
+        _ => None,
+    };
+    let calls_before = match redis_conn.as_mut() {
+        Some(conn) => e2e::commands::Calls::read(conn).await.ok(),
+        None => None,
+    };
     let cpu_before = procs.cpu();
     let measured = Instant::now();
     if args.idle {
@@ -345,6 +357,13 @@ async fn run_all(
     }
     let measured_secs = measured.elapsed().as_secs_f64();
     let cpu_after = procs.cpu();
+    let calls = match (redis_conn.as_mut(), &calls_before) {
+        (Some(conn), Some(before)) => e2e::commands::Calls::read(conn)
+            .await
+            .ok()
+            .map(|after| after.since(before)),
+        _ => None,
+    };
     let rss_after = procs.rss();
     let cpu = procs.cpu_ms(&cpu_before, &cpu_after);
     let loadgen_rss_kib: u64 = std::iter::once(std::process::id())
@@ -423,11 +442,16 @@ async fn run_all(
         },
         "rss_kib": rss_after,
         "rss_bytes_per_agent": rss_per_agent,
+        "redis_commands_per_match": match &calls {
+            Some(c) if col.assigned > 0 => json!(c.total() as f64 / col.assigned as f64),
+            _ => Value::Null,
+        },
         "correctness": correctness,
     });
     // Beyond the contract: what helps read the numbers above.
     let extra = json!({
         "run_id": format!("{:08x}", ctx.run),
+        "redis_commands_by_name_per_match": calls.as_ref().map(|c| c.describe(col.assigned)),
         "idle": args.idle,
         "agents_connected": connected,
         "agents_failed": ctx.failed.load(Ordering::Relaxed),
