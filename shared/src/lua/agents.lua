@@ -81,7 +81,7 @@ function Agent.eligible(P, aid, a, tid, t)
   if not U.blank(t.region) then
     if not string.find(a.regions or '', ',' .. t.region .. ',', 1, true) then return false end
   end
-  if t.declined == '' then return true end
+  if not Ticket.may_be_declined(t) then return true end
   return redis.call('SISMEMBER', K.key(P, 'declined', tid), aid) == 0
 end
 

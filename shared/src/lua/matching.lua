@@ -107,7 +107,8 @@ end
 -- agent is offered it in this same call, or, with none in the whole index, it is parked. The
 -- index is sorted by (active tickets, idle since), so only the preferred agent and the first
 -- group of eligible agents with one score can hold the best; an eligible preferred agent needs
--- no index read at all. Index entries are read from `offset`, in chunks growing from 16; while
+-- no index read at all (it is looked at on every call, so also when it became free between the
+-- calls of one routing). Index entries are read from `offset`, in chunks growing from 16; while
 -- nobody eligible is found, at most `limit` of them. `offers` is from `Match.offers`.
 -- Returns {'offered', agent, deadline, offer id}, {'parked'} or {'more', next offset}.
 function Match.route(P, tid, t, now, offers, offset, limit)
@@ -118,7 +119,7 @@ function Match.route(P, tid, t, now, offers, offset, limit)
     if not best or Match.better(c, best) then best = c end
   end
   local pref = t.pref or ''
-  if offset == 0 and pref ~= '' then
+  if pref ~= '' then
     local a = U.hmget(K.key(P, 'agent', pref), Agent.CANDIDATE_FIELDS)
     if a and Agent.eligible(P, pref, a, tid, t) then consider(pref, a, true) end
   end
@@ -166,6 +167,7 @@ function Match.route_ticket(keys, args)
     redis.call('ZREM', K.key(P, 'routing'), tid)
     return {'not_queued'}
   end
+  t.wait = nil
   return Match.route(P, tid, t, now, Match.offers(args[4], args[5]), tonumber(args[2]),
     tonumber(args[3]))
 end

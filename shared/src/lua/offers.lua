@@ -29,15 +29,13 @@ function Offer.finish(P, oid, o, why, now, notify, a)
   end
   local t = Ticket.read(P, o.ticket)
   if t and t.status == 'offered' and t.offer == oid then
-    local extra = {}
     if why == 'expired' or why == 'declined' then
       -- Both ways: who declined the ticket (for its candidates), and what the agent declined
       -- (for the queues it is served from).
       redis.call('SADD', K.key(P, 'declined', o.ticket), o.agent)
       redis.call('SADD', K.key(P, 'agent_declined', o.agent), o.ticket)
-      extra = {'declined', '1'}
     end
-    if why ~= 'cancelled' then Match.to_routing(P, o.ticket, now, true, extra) end
+    if why ~= 'cancelled' then Match.to_routing(P, o.ticket, now, true) end
   end
   if notify and a then
     local reason = 'cancelled'

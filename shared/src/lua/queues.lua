@@ -30,15 +30,21 @@ end
 -- are forgotten.
 function Queue.unpark(P, tid, t)
   if t.wait ~= nil and t.wait ~= 'parked' then return end
-  local queue = K.key(P, 'queue', t.lang)
-  if redis.call('ZREM', queue, tid) == 0 then return end
-  local class = Queue.class_of(t)
-  local class_queue = K.key(P, 'class_queue', t.lang, class)
+  if redis.call('ZREM', K.key(P, 'queue', t.lang), tid) == 0 then return end
+  Queue.drop(P, tid, t.lang, Queue.class_of(t))
+end
+
+-- Ticket `tid` leaves the queue of `class` in `lang` and the language's queue; empty queues
+-- are forgotten.
+function Queue.drop(P, tid, lang, class)
+  local queue = K.key(P, 'queue', lang)
+  local class_queue = K.key(P, 'class_queue', lang, class)
   redis.call('ZREM', class_queue, tid)
   if redis.call('EXISTS', class_queue) == 0 then
-    redis.call('HDEL', K.key(P, 'queue_classes', t.lang), class)
+    redis.call('HDEL', K.key(P, 'queue_classes', lang), class)
   end
-  if redis.call('EXISTS', queue) == 0 then redis.call('SREM', K.key(P, 'queues'), t.lang) end
+  redis.call('ZREM', queue, tid)
+  if redis.call('EXISTS', queue) == 0 then redis.call('SREM', K.key(P, 'queues'), lang) end
 end
 
 -- Whether agent `a` (its levels `have`) may take tickets of `class` (API.md §5: every skill at
@@ -87,21 +93,29 @@ function Queue.serve(P, aid, a, now, offers)
   for _, lang in ipairs(U.list(a.langs, ',')) do
     for _, class in ipairs(redis.call('HKEYS', K.key(P, 'queue_classes', lang))) do
       if Queue.may_take(a, have, class) then
-        queues[#queues + 1] = K.key(P, 'class_queue', lang, class)
+        queues[#queues + 1] = {key = K.key(P, 'class_queue', lang, class), lang = lang,
+          class = class}
       end
     end
   end
   if #queues == 0 then return nil end
   local declined = K.key(P, 'agent_declined', aid)
   if redis.call('EXISTS', declined) == 0 then declined = nil end
-  local best_tid, best_score = nil, nil
-  for _, queue in ipairs(queues) do
-    local tid, score = Queue.first_not_declined(queue, declined, best_score)
-    if tid then best_tid, best_score = tid, score end
+  local best_tid, best_score, best_q = nil, nil, nil
+  for _, q in ipairs(queues) do
+    local tid, score = Queue.first_not_declined(q.key, declined, best_score)
+    if tid then best_tid, best_score, best_q = tid, score, q end
   end
   if not best_tid then return nil end
-  Match.reserve(P, best_tid, Ticket.read_for_offer(P, best_tid), aid, a, offers.next(),
-    offers.timeout, now)
+  local t = Ticket.read_for_offer(P, best_tid)
+  if not t or t.status ~= 'queued' then
+    -- A stale entry (an older build moved the ticket without `wait`): dropped, and the agent
+    -- served again.
+    Queue.drop(P, best_tid, best_q.lang, best_q.class)
+    return Queue.serve(P, aid, a, now, offers)
+  end
+  if t.wait ~= 'parked' then t.wait = nil end
+  Match.reserve(P, best_tid, t, aid, a, offers.next(), offers.timeout, now)
   return best_tid
 end
 

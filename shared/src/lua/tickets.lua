@@ -5,13 +5,19 @@
 -- context (JSON, emptied when the ticket ends), status, agent, offer, offer_agent, offers,
 -- offer_ids (every offer made, ","-separated), created, qscore, queued_at, assigned_at,
 -- completed_at, cancelled_at, outcome, note, ended_event (the stream id of its end), wait
--- (where a queued ticket waits: "routing", "parked" or ""), declined ("1" once an agent
--- declined it or let it lapse). A ticket from before `wait` and `declined` existed lacks them,
--- and is treated as possibly anywhere and possibly declined.
+-- (where a queued ticket waits: "routing", "parked" or "").
+--
+-- `wait` lets an offer skip the removals from sets the ticket is not in. Builds from before it
+-- may share the Redis during a rolling deploy and move a ticket without writing it, so it is
+-- trusted only where this build put the ticket itself in this call or a stale value cannot
+-- matter: a ticket without it, a ticket routed again (`route_ticket`), a cancelled one, and one
+-- a freed agent finds in a queue it is not recorded in, are taken to be possibly anywhere
+-- (`wait` nil); a queue entry whose ticket is no longer queued is dropped when found.
+-- Whether anyone declined the ticket is told by its offer count, which every build keeps.
 
 -- What the state machine reads of a ticket (not the context or the summary, which can be large).
 Ticket.FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer', 'offer_agent',
-  'qscore', 'offer_ids', 'offers', 'wait', 'declined'}
+  'qscore', 'offer_ids', 'offers', 'wait'}
 -- What an offer shows of it besides (read when making an offer).
 Ticket.SHOWN = {'summary', 'skills', 'prio', 'created'}
 
@@ -26,6 +32,14 @@ end
 
 -- How long an idempotency key is remembered, seconds (API.md §4: at least 24 h).
 Ticket.IDEMPOTENCY_SECS = 86400
+
+-- Whether an agent may have declined ticket `t` (or let it lapse), from its offer count: not
+-- if it was never offered, nor if its only offer is pending or was accepted.
+function Ticket.may_be_declined(t)
+  local offers = tonumber(t.offers or '')
+  if not offers then return true end
+  return offers > 1 or (offers == 1 and t.status == 'queued')
+end
 
 -- The ticket ended: the agents who declined it forget it (their sets hold only live tickets).
 function Ticket.forget_declines(P, tid)
@@ -44,7 +58,7 @@ function Ticket.ended(P, tid, t, now, event_id, pairs)
   pairs[#pairs + 1] = 'context'
   pairs[#pairs + 1] = ''
   Ticket.write(P, tid, t, pairs)
-  if t.declined ~= '' then Ticket.forget_declines(P, tid) end
+  if Ticket.may_be_declined(t) then Ticket.forget_declines(P, tid) end
   redis.call('ZADD', K.key(P, 'ended'), U.fmt(now), tid)
 end
 
@@ -56,8 +70,7 @@ end
 -- The ticket's fields and what an offer of it shows, or nil: for a ticket about to be offered.
 -- (Written out: a library's top level has no `ipairs`.)
 Ticket.OFFER_FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer',
-  'offer_agent', 'qscore', 'offer_ids', 'offers', 'wait', 'declined', 'summary', 'skills', 'prio',
-  'created'}
+  'offer_agent', 'qscore', 'offer_ids', 'offers', 'wait', 'summary', 'skills', 'prio', 'created'}
 function Ticket.read_for_offer(P, tid)
   return U.hmget(K.key(P, 'ticket', tid), Ticket.OFFER_FIELDS)
 end
@@ -88,11 +101,11 @@ function Ticket.create(keys, args)
   end
   local seq = redis.call('INCR', K.key(P, 'seq'))
   t.qscore = U.fmt((9 - tonumber(t.prio)) * 1e14 + seq)
-  t.status, t.offers, t.wait, t.declined, t.created = 'queued', '0', '', '', U.fmt(now)
+  t.status, t.offers, t.wait, t.created = 'queued', '0', '', U.fmt(now)
   -- Written by the routing below, with what it changes, in one HSET.
   t.unsaved = {'created', t.created, 'qscore', t.qscore, 'offers', '0', 'status', 'queued',
-    'agent', '', 'offer', '', 'offer_agent', '', 'queued_at', t.created, 'wait', '', 'declined',
-    '', unpack(fields)}
+    'agent', '', 'offer', '', 'offer_agent', '', 'queued_at', t.created, 'wait', '',
+    unpack(fields)}
   if ikey ~= '' then
     redis.call('SET', K.key(P, 'idempotency', ikey), hash .. '|' .. tid, 'EX',
       Ticket.IDEMPOTENCY_SECS)
@@ -145,6 +158,7 @@ function Ticket.cancel(keys, args)
   if t.status == 'completed' then return U.reject('ticket_completed') end
   if t.status == 'cancelled' then return {'ok'} end
   local freed, a = '', nil
+  t.wait = nil
   if t.status == 'queued' then
     Queue.unpark(P, tid, t)
     Match.leave_routing(P, tid, t)

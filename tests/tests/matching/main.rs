@@ -5,7 +5,8 @@
 //! The tests are grouped by module: `order` (which agent, which ticket first), `eligibility`,
 //! `offers` (declines and timeouts), `drops`, `lifecycle` (cancelling, removing an agent),
 //! `routing` (who routes a ticket, and after a dispatcher died), `starvation` (a ticket behind
-//! a thousand its agent cannot take), `commands` (what a ticket's life costs in Redis commands), `policy` (the store's choice against
+//! a thousand its agent cannot take), `commands` (what a ticket's life costs in Redis commands), `resilience` (a stale queue entry, a preferred agent free between
+//! two calls), `policy` (the store's choice against
 //! `dispatcher::policy`, the oracle) and `no_ticket_lost`; the helpers they share are in
 //! `support`.
 
@@ -17,6 +18,7 @@ mod no_ticket_lost;
 mod offers;
 mod order;
 mod policy;
+mod resilience;
 mod routing;
 mod starvation;
 mod support;

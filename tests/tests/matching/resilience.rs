@@ -1,0 +1,136 @@
+//! Routing where the state is not what this build would have left: a queue entry of a ticket
+//! that is no longer queued (what an older build sharing the Redis during a rolling deploy
+//! leaves when it moves a ticket without recording where it waits), and a preferred agent that
+//! became free between two calls of one routing. Driven through the store's calls.
+
+use e2e::{delete_namespace_keys, fresh_namespace, REDIS_URL};
+use serde_json::{json, Value};
+use shared::domain::{AgentId, AgentProfile, NewTicket, RequestedStatus, TicketId};
+use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store};
+
+async fn store() -> (Store, String) {
+    let namespace = fresh_namespace();
+    let store = Store::open(REDIS_URL, &namespace).expect("a Redis URL");
+    store.load_library().await.expect("the library loads");
+    (store, namespace)
+}
+
+async fn online(store: &Store, id: &str, skills: Value, available: bool) -> AgentId {
+    let aid = AgentId::try_from(id).expect("an agent id");
+    let profile: AgentProfile =
+        serde_json::from_value(e2e::profile(&["sv"], skills, 1)).expect("a profile");
+    store
+        .put_agent(&aid, &ProfileFields::new(&profile, &[]))
+        .await
+        .expect("put_agent");
+    store
+        .connect(&aid, &format!("c-{id}"), "gw-1")
+        .await
+        .expect("connect");
+    if available {
+        store
+            .set_status(&aid, RequestedStatus::Available)
+            .await
+            .expect("available");
+    }
+    aid
+}
+
+fn fields(skills: Value, preferred: Option<&str>) -> NewTicketFields {
+    let mut body = e2e::ticket("sv", skills, 5);
+    if let Some(p) = preferred {
+        body["preferred_agent_id"] = json!(p);
+    }
+    let t: NewTicket = serde_json::from_value(body).expect("a ticket");
+    NewTicketFields::new(&t)
+}
+
+async fn routed(store: &Store, id: &TicketId, f: &NewTicketFields, page: u64) -> Routed {
+    match store
+        .create_ticket(id, None, f, page)
+        .await
+        .expect("create")
+    {
+        CreatedTicket::Created { routed, .. } => routed,
+        other => panic!("a new ticket: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_queue_entry_of_a_ticket_already_offered_is_dropped_not_offered_again() {
+    let (store, namespace) = store().await;
+    let a = online(&store, "a", json!({}), true).await;
+    let t1 = TicketId::generate();
+    let Routed::Offered { agent, .. } = routed(&store, &t1, &fields(json!({}), None), 256).await
+    else {
+        panic!("the free agent is offered the ticket");
+    };
+    assert_eq!(agent, "a");
+    // What an older build leaves: the offered ticket still in its queues.
+    let mut conn = store.conn();
+    let keys = store.keys().clone();
+    let class = shared::keys::queue_class("", "");
+    let _: () = redis::pipe()
+        .zadd(keys.queue("sv"), t1.as_str(), 1)
+        .zadd(keys.class_queue("sv", &class), t1.as_str(), 1)
+        .hset(keys.queue_classes("sv"), &class, "1")
+        .sadd(keys.queues(), "sv")
+        .query_async(&mut conn)
+        .await
+        .expect("a stale queue entry");
+
+    let b = online(&store, "b", json!({}), true).await;
+    let offer_b: String = redis::cmd("HGET")
+        .arg(keys.agent(b.as_str()))
+        .arg("offer")
+        .query_async(&mut conn)
+        .await
+        .expect("b's offer");
+    assert_eq!(
+        offer_b, "",
+        "b is not offered the ticket a holds the offer of"
+    );
+    let left: i64 = redis::cmd("ZCARD")
+        .arg(keys.class_queue("sv", &class))
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    assert_eq!(left, 0, "the stale entry is dropped");
+    let (status, offer_agent): (String, String) = redis::cmd("HMGET")
+        .arg(keys.ticket(t1.as_str()))
+        .arg(&["status", "offer_agent"])
+        .query_async(&mut conn)
+        .await
+        .expect("ticket");
+    assert_eq!(
+        (status.as_str(), offer_agent.as_str()),
+        ("offered", a.as_str())
+    );
+    delete_namespace_keys(&mut conn, &namespace).await;
+}
+
+#[tokio::test]
+async fn a_preferred_agent_free_by_the_next_call_of_a_routing_gets_the_ticket() {
+    let (store, namespace) = store().await;
+    for id in ["x1", "x2", "x3", "x4"] {
+        online(&store, id, json!({"refunds": 1}), true).await;
+    }
+    let p = online(&store, "p", json!({"refunds": 5}), false).await;
+    let t = TicketId::generate();
+    // Nobody eligible among the first two index entries: the routing goes on from there.
+    let first = routed(&store, &t, &fields(json!({"refunds": 5}), Some("p")), 2).await;
+    assert_eq!(first, Routed::More { next_offset: 2 });
+    store
+        .set_status(&p, RequestedStatus::Available)
+        .await
+        .expect("p available");
+    let next = store
+        .route_ticket(t.as_str(), 2, 2)
+        .await
+        .expect("route_ticket");
+    assert!(
+        matches!(&next, Routed::Offered { agent, .. } if agent == "p"),
+        "the preferred agent, eligible now, gets it: {next:?}"
+    );
+    delete_namespace_keys(&mut store.conn(), &namespace).await;
+}
