@@ -28,15 +28,27 @@ impl Subscription {
     }
 }
 
-/// Delivers every push of the namespace to the hub until `shutdown`, resubscribing after errors.
-/// A push lost while disconnected is harmless: its offer lapses and is re-routed.
-pub async fn subscribe(store: Store, hub: Hub, live: Subscription, shutdown: CancellationToken) {
-    let channel = store.keys().push_channel();
+/// Delivers the pushes for this instance's agents to the hub until `shutdown`, resubscribing
+/// after errors: those on its own channel (`Keys::push_gateway`), and those on the channel every
+/// gateway reads, where a dispatcher of an older build, or one pushing for an agent that
+/// connected through an older gateway, sends them. A push lost while disconnected is harmless:
+/// its offer lapses and is re-routed.
+pub async fn subscribe(
+    store: Store,
+    hub: Hub,
+    instance: String,
+    live: Subscription,
+    shutdown: CancellationToken,
+) {
+    let channels = [
+        store.keys().push_channel(),
+        store.keys().push_gateway(&instance),
+    ];
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         match store.client().get_async_pubsub().await {
             Ok(mut pubsub) => {
-                if let Err(e) = pubsub.subscribe(&channel).await {
+                if let Err(e) = pubsub.subscribe(&channels).await {
                     tracing::warn!(error = %e, "cannot subscribe to pushes");
                 } else {
                     backoff = Duration::from_millis(100);

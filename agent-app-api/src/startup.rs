@@ -149,6 +149,7 @@ impl Application {
             tokio::spawn(push::subscribe(
                 store.clone(),
                 hub,
+                instance.clone(),
                 subscription,
                 shutdown.clone(),
             )),

@@ -32,7 +32,8 @@
 //! | `seq` | string | the namespace's ticket counter (queue order among equal priorities) |
 //! | `lease:<name>` | string | who holds a lease (the ledger writer) |
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
-//! | `push` | channel | messages for the gateways ([`crate::protocol::Push`]) |
+//! | `push` | channel | messages for every gateway ([`crate::protocol::Push`]): those for agents whose gateway has no channel of its own (an older build) |
+//! | `push:<instance>` | channel | messages for the agents connected through one gateway instance |
 
 /// A ticket's class, as `src/lua/queues.lua` names it: what it needs of an agent besides the
 /// language, `refunds:3,disputes:2@north` (skills as stored, `@` then the region, if any).
@@ -76,6 +77,7 @@ impl Keys {
         "lease",
         "events",
         "push_channel",
+        "push_gateway",
     ];
 
     /// Names for `namespace` (already validated as an identifier, so it holds no braces).
@@ -225,9 +227,14 @@ impl Keys {
         self.key("events")
     }
 
-    /// The channel the gateways listen on.
+    /// The channel every gateway listens on.
     pub fn push_channel(&self) -> String {
         self.key("push")
+    }
+
+    /// The channel of one gateway instance: pushes for the agents connected through it.
+    pub fn push_gateway(&self, instance: &str) -> String {
+        self.key(&format!("push:{instance}"))
     }
 }
 
@@ -250,6 +257,7 @@ mod tests {
             k.grace(),
             k.events(),
             k.push_channel(),
+            k.push_gateway("gw-1"),
         ] {
             assert!(key.starts_with("{blue}:"), "{key}");
         }

@@ -10,10 +10,10 @@
 -- `idx` and `iscore` come with every read, so that re-indexing needs no read of its own.
 Agent.FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'conn', 'inst',
   'active', 'offer', 'idle_since', 'missed', 'shift', 'rate', 'currency', 'tz', 'disc_at', 'lost',
-  'idx', 'iscore'}
+  'idx', 'iscore', 'pinst'}
 -- What eligibility, the choice policy and an offer read of a candidate.
 Agent.CANDIDATE_FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'active',
-  'offer', 'idle_since', 'idx', 'iscore'}
+  'offer', 'idle_since', 'idx', 'iscore', 'inst', 'pinst'}
 
 -- The agent's fields, or nil if it is not on the roster.
 function Agent.read(P, id)
@@ -128,8 +128,8 @@ function Agent.remove(keys, args)
   local a = Agent.read(P, aid)
   if not a then return U.reject('agent_not_found') end
   if a.connected == '1' then
-    U.push(P, {kind = 'status', agent = aid, status = 'offline', reason = 'removed'})
-    U.push(P, {kind = 'close', agent = aid, conn = a.conn, code = 4003})
+    U.push(P, a, {kind = 'status', agent = aid, status = 'offline', reason = 'removed'})
+    U.push(P, a, {kind = 'close', agent = aid, conn = a.conn, code = 4003})
   end
   Shift.finish(P, aid, a, now, now, 'removed')
   if not U.blank(a.inst) then redis.call('SREM', K.key(P, 'gateway_conns', a.inst), aid) end

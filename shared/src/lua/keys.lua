@@ -33,6 +33,7 @@ K.NAMES = {
   lease = 'lease:%s',
   events = 'events',
   push_channel = 'push',
+  push_gateway = 'push:%s',
 }
 
 -- The prefix `{ns}:` of the namespace whose stream is KEYS[1].

@@ -40,7 +40,7 @@ function Offer.finish(P, oid, o, why, now, notify, a)
   if notify and a then
     local reason = 'cancelled'
     if why == 'expired' then reason = 'expired' end
-    U.push(P, {kind = 'offer_revoked', agent = o.agent, offer_id = oid, ticket_id = o.ticket,
+    U.push(P, a, {kind = 'offer_revoked', agent = o.agent, offer_id = oid, ticket_id = o.ticket,
       reason = reason})
   end
   return a

@@ -114,8 +114,9 @@ end
 -- connect: a WebSocket was authenticated (API.md §6): one live connection per agent (an older
 -- one is told to close with 4009); a reconnect within the grace period continues the shift, a
 -- later one finds it ended at the drop. An agent free again is offered the best waiting ticket.
--- ARGV: agent id, connection id, gateway instance id, offer id, timeout ms.
--- Reply: 'ok', status, shift id, pending offer id, then assigned ticket ids.
+-- ARGV: agent id, connection id, gateway instance id, offer id, timeout ms, '1' if that gateway
+-- listens on its own push channel. Reply: 'ok', status, shift id, pending offer id, then
+-- assigned ticket ids.
 function Shift.connect(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local aid, conn, inst = args[1], args[2], args[3]
@@ -126,14 +127,18 @@ function Shift.connect(keys, args)
     Shift.finish_after_drop(P, aid, a, now)
   end
   if a.connected == '1' and a.conn ~= '' and a.conn ~= conn then
-    U.push(P, {kind = 'close', agent = aid, conn = a.conn, code = 4009})
+    U.push(P, a, {kind = 'close', agent = aid, conn = a.conn, code = 4009})
     if not U.blank(a.inst) then redis.call('SREM', K.key(P, 'gateway_conns', a.inst), aid) end
   end
   redis.call('ZREM', K.key(P, 'grace'), aid)
   a.connected, a.conn, a.inst = '1', conn, inst
+  -- A gateway that listens on a channel of its own says so; an older one does not, and its
+  -- agents' pushes go on the channel every gateway reads.
+  a.pinst = ''
+  if args[6] == '1' then a.pinst = inst end
   redis.call('SADD', K.key(P, 'gateway_conns', inst), aid)
-  Agent.reindex(P, aid, a, {'connected', '1', 'conn', conn, 'inst', inst, 'last_seen',
-    U.fmt(now)})
+  Agent.reindex(P, aid, a, {'connected', '1', 'conn', conn, 'inst', inst, 'pinst', a.pinst,
+    'last_seen', U.fmt(now)})
   U.emit(P, now, 'agent_connected', {'agent', aid, 'conn', conn, 'shift', a.shift or ''})
   Queue.serve(P, aid, a, now, Match.offers(args[4], args[5]))
   local reply = {'ok', a.status, a.shift or '', a.offer or ''}

@@ -172,7 +172,7 @@ function Ticket.cancel(keys, args)
       redis.call('SREM', K.key(P, 'agent_tickets', t.agent), tid)
       a.active = tostring(math.max(0, tonumber(a.active) - 1))
       Agent.reindex(P, t.agent, a, {'active', a.active})
-      U.push(P, {kind = 'ticket_cancelled', agent = t.agent, ticket_id = tid})
+      U.push(P, a, {kind = 'ticket_cancelled', agent = t.agent, ticket_id = tid})
     end
     freed = t.agent
   end

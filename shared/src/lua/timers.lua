@@ -22,7 +22,7 @@ function Timer.expire_offers(keys, args)
         if missed >= threshold and a.status == 'available' then
           Shift.set(P, o.agent, a, 'away', 'missed_offers', now)
           Agent.reindex(P, o.agent, a)
-          U.push(P, {kind = 'status', agent = o.agent, status = 'away', reason = 'missed_offers'})
+          U.push(P, a, {kind = 'status', agent = o.agent, status = 'away', reason = 'missed_offers'})
         end
         Queue.serve(P, o.agent, a, now, offers)
       end

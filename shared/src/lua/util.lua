@@ -92,9 +92,15 @@ function U.id_at_or_before(a, b)
   return am < bm or (am == bm and tonumber(as) <= tonumber(bs))
 end
 
--- Publishes `msg` (a shared/src/protocol.rs `Push`) for the gateways.
-function U.push(P, msg)
-  redis.call('PUBLISH', K.key(P, 'push_channel'), cjson.encode(msg))
+-- Publishes `msg` (a shared/src/protocol.rs `Push`) for agent `a`'s gateway: on that gateway's
+-- own channel if the agent connected through a gateway that listens on one (`pinst` names it),
+-- so that no other gateway reads it; else (an older gateway) on the channel all of them read.
+function U.push(P, a, msg)
+  local channel = K.key(P, 'push_channel')
+  if a and not U.blank(a.inst) and a.pinst == a.inst then
+    channel = K.key(P, 'push_gateway', a.inst)
+  end
+  redis.call('PUBLISH', channel, cjson.encode(msg))
 end
 
 -- The reply refusing a call with an error code of shared/src/error.rs.

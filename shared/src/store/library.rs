@@ -354,6 +354,7 @@ mod tests {
             "lease" => k.lease("X1"),
             "events" => k.events(),
             "push_channel" => k.push_channel(),
+            "push_gateway" => k.push_gateway("X1"),
             _ => return None,
         })
     }

@@ -343,8 +343,9 @@ impl Store {
         .await
     }
 
-    /// Binds the agent's live connection to `conn` on gateway `instance`. An agent free again is
-    /// offered the best waiting ticket (in the reply's `offer_id`).
+    /// Binds the agent's live connection to `conn` on gateway `instance`, whose pushes then go
+    /// on that instance's own channel. An agent free again is offered the best waiting ticket
+    /// (in the reply's `offer_id`).
     pub async fn connect(
         &self,
         agent: &AgentId,
@@ -352,9 +353,10 @@ impl Store {
         instance: &str,
     ) -> Result<ConnectReply, StoreError> {
         let next = self.next_offer();
+        // This build's gateways listen on their own push channel (`Keys::push_gateway`).
         self.call(
             Function::Connect,
-            &[agent.as_str(), conn, instance, &next[0], &next[1]],
+            &[agent.as_str(), conn, instance, &next[0], &next[1], "1"],
         )
         .await
     }

@@ -237,3 +237,53 @@ async fn replacing_connections_across_two_gateways_never_drops_the_agent_or_its_
     .await;
     replace_repeatedly(&app, 12, 50).await;
 }
+
+#[tokio::test]
+async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
+    use futures_util::StreamExt;
+    let app = spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut one = app.available_agent("a-1", &agent_profile()).await;
+    let mut conn = app.redis().await;
+    let keys = shared::keys::Keys::new(&app.namespace);
+    let (inst, pinst): (String, String) = redis::cmd("HMGET")
+        .arg(keys.agent("a-1"))
+        .arg(&["inst", "pinst"])
+        .query_async(&mut conn)
+        .await
+        .expect("the agent's gateway");
+    assert_eq!(
+        pinst, inst,
+        "a gateway of this build has a channel of its own"
+    );
+    let mut pubsub = redis::Client::open(e2e::REDIS_URL)
+        .expect("a Redis URL")
+        .get_async_pubsub()
+        .await
+        .expect("pubsub");
+    pubsub
+        .subscribe(&[keys.push_channel(), keys.push_gateway(&inst)])
+        .await
+        .expect("subscribed");
+    let mut messages = pubsub.on_message();
+
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = one.expect("offer").await;
+    assert_eq!(offer["ticket_id"], id.as_str());
+    let msg = tokio::time::timeout(Duration::from_secs(2), messages.next())
+        .await
+        .expect("a push was published")
+        .expect("the subscription is open");
+    assert_eq!(
+        msg.get_channel_name(),
+        keys.push_gateway(&inst),
+        "the offer went on the gateway's channel, not the one every gateway reads"
+    );
+    let more = tokio::time::timeout(Duration::from_millis(300), messages.next()).await;
+    assert!(more.is_err(), "one push, on one channel: {more:?}");
+}
