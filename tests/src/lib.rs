@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 mod agent;
 pub mod commands;
+pub mod direct;
 pub use agent::{handshake, ws_url, AgentClient, Closed, Ws};
 
 /// The shared secret of test tokens.

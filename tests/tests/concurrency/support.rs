@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use e2e::{fresh_namespace, profile, REDIS_URL};
 use serde_json::{json, Value};
-use shared::domain::{AgentId, AgentProfile, NewTicket, RequestedStatus, TicketId};
+use shared::domain::{AgentId, TicketId};
 use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store};
 
 pub(crate) type Event = HashMap<String, String>;
@@ -163,14 +163,11 @@ pub(crate) fn agent_id(s: &str) -> AgentId {
 }
 
 pub(crate) fn profile_fields(langs: &[&str], skills: Value, max: u8) -> ProfileFields {
-    let p: AgentProfile = serde_json::from_value(profile(langs, skills, max)).expect("profile");
-    ProfileFields::new(&p, &[])
+    e2e::direct::profile_fields(&profile(langs, skills, max))
 }
 
 pub(crate) fn ticket_fields(lang: &str, priority: u8) -> NewTicketFields {
-    let t: NewTicket =
-        serde_json::from_value(e2e::ticket(lang, json!({}), priority)).expect("ticket");
-    NewTicketFields::new(&t)
+    e2e::direct::ticket_fields(&e2e::ticket(lang, json!({}), priority))
 }
 
 /// `n` agents speaking sv, connected and available; their ids.
@@ -178,20 +175,9 @@ pub(crate) async fn available_agents(store: &Store, n: usize, rng: &mut Rng) -> 
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("r-{i:02}");
-        let aid = agent_id(&id);
         let max = 1 + u8::try_from(rng.below(3)).unwrap_or(0);
-        store
-            .put_agent(&aid, &profile_fields(&["sv"], json!({"refunds": 3}), max))
-            .await
-            .expect("put_agent");
-        store
-            .connect(&aid, &format!("c-{i}"), "gw-test")
-            .await
-            .expect("connect");
-        store
-            .set_status(&aid, RequestedStatus::Available)
-            .await
-            .expect("available");
+        let p = profile(&["sv"], json!({"refunds": 3}), max);
+        e2e::direct::online_agent(store, &id, &p, true).await;
         ids.push(id);
     }
     ids

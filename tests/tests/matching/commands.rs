@@ -12,13 +12,12 @@
 use std::time::Duration;
 
 use e2e::commands::{Calls, PrivateRedis};
+use e2e::direct::{online_agent, ticket_fields};
 use e2e::{fresh_namespace, settings, Options};
 use ledger::Ledger;
 use serde_json::json;
-use shared::domain::{
-    AgentId, AgentProfile, NewTicket, OfferId, Outcome, RequestedStatus, TicketId,
-};
-use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store};
+use shared::domain::{OfferId, Outcome, TicketId};
+use shared::store::{CreatedTicket, Routed, Store};
 
 const TICKETS: u64 = 20;
 /// Commands per ticket on the hot path (create with its offer, accept, complete): at most.
@@ -58,25 +57,18 @@ async fn a_ticket_life_costs_at_most_its_budget_of_redis_commands() {
         .await
         .expect("Redis connects");
 
-    let agent = AgentId::try_from("a").expect("an agent id");
-    let profile: AgentProfile =
-        serde_json::from_value(e2e::profile(&["en"], json!({"refunds": 3}), 1)).expect("a profile");
-    store
-        .put_agent(&agent, &ProfileFields::new(&profile, &[]))
-        .await
-        .expect("put_agent");
-    store.connect(&agent, "c-1", "gw-1").await.expect("connect");
-    store
-        .set_status(&agent, RequestedStatus::Available)
-        .await
-        .expect("available");
+    let agent = online_agent(
+        &store,
+        "a",
+        &e2e::profile(&["en"], json!({"refunds": 3}), 1),
+        true,
+    )
+    .await;
     ledger
         .catch_up(&store)
         .await
         .expect("the ledger catches up");
-    let body: NewTicket =
-        serde_json::from_value(e2e::ticket("en", json!({"refunds": 2}), 5)).expect("a ticket");
-    let fields = NewTicketFields::new(&body);
+    let fields = ticket_fields(&e2e::ticket("en", json!({"refunds": 2}), 5));
 
     let (mut create, mut accept, mut complete) =
         (Calls::default(), Calls::default(), Calls::default());

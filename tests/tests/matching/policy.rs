@@ -18,7 +18,6 @@
 //! `PROPTEST_CASES` sets the number of cases (default 48).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use dispatcher::matcher::PAGE;
 use dispatcher::policy::{choose, Candidate};
@@ -26,8 +25,8 @@ use e2e::REDIS_URL;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
-use shared::domain::{AgentId, AgentProfile, NewTicket, OfferId, RequestedStatus, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store};
+use shared::domain::{AgentId, OfferId, RequestedStatus, TicketId};
+use shared::store::{CreatedTicket, NewTicketFields, Routed, Store};
 
 /// Agent ids whose byte order differs from a dictionary's.
 const IDS: [&str; 24] = [
@@ -75,24 +74,6 @@ fn fleet() -> impl Strategy<Value = Fleet> {
         })
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
-}
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
-
 fn fail(msg: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(msg.to_string())
 }
@@ -112,8 +93,7 @@ fn ticket_fields(need: &[u8; 3], preferred: Option<&str>) -> NewTicketFields {
     if let Some(p) = preferred {
         body["preferred_agent_id"] = json!(p);
     }
-    let t: NewTicket = serde_json::from_value(body).expect("a valid ticket");
-    NewTicketFields::new(&t)
+    e2e::direct::ticket_fields(&body)
 }
 
 fn id(a: usize) -> AgentId {
@@ -179,16 +159,8 @@ fn offered_to(routed: &Routed) -> Result<Option<(String, String)>, TestCaseError
 async fn run_case(store: &Store, f: &Fleet) -> Result<(), TestCaseError> {
     let n = f.agents.len();
     for (a, agent) in f.agents.iter().enumerate() {
-        let body = e2e::profile(&["sv"], skills_json(&agent.levels), 3);
-        let profile: AgentProfile = serde_json::from_value(body).expect("a valid profile");
-        store
-            .put_agent(&id(a), &ProfileFields::new(&profile, &[]))
-            .await
-            .map_err(|e| fail(format!("put_agent: {e}")))?;
-        store
-            .connect(&id(a), &format!("c-{a}"), "gw-policy")
-            .await
-            .map_err(|e| fail(format!("connect: {e}")))?;
+        let profile = e2e::profile(&["sv"], skills_json(&agent.levels), 3);
+        e2e::direct::online_agent(store, IDS[a], &profile, false).await;
     }
     for &a in &f.order {
         store
@@ -272,14 +244,14 @@ async fn run_case(store: &Store, f: &Fleet) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        cases: e2e::direct::proptest_cases(48),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
     fn the_store_chooses_the_agent_the_policy_chooses(f in fleet()) {
-        runtime().block_on(async {
+        e2e::direct::proptest_runtime().block_on(async {
             let namespace = e2e::fresh_namespace();
             let store = Store::open(REDIS_URL, &namespace).expect("a Redis URL");
             store.load_library().await.expect("the library loads");

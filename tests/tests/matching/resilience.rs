@@ -3,10 +3,11 @@
 //! leaves when it moves a ticket without recording where it waits), and a preferred agent that
 //! became free between two calls of one routing. Driven through the store's calls.
 
+use e2e::direct::{online_agent, ticket_fields};
 use e2e::{delete_namespace_keys, fresh_namespace, REDIS_URL};
 use serde_json::{json, Value};
-use shared::domain::{AgentId, AgentProfile, NewTicket, RequestedStatus, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, ProfileFields, Routed, Store};
+use shared::domain::{RequestedStatus, TicketId};
+use shared::store::{CreatedTicket, NewTicketFields, Routed, Store};
 
 async fn store() -> (Store, String) {
     let namespace = fresh_namespace();
@@ -15,34 +16,16 @@ async fn store() -> (Store, String) {
     (store, namespace)
 }
 
-async fn online(store: &Store, id: &str, skills: Value, available: bool) -> AgentId {
-    let aid = AgentId::try_from(id).expect("an agent id");
-    let profile: AgentProfile =
-        serde_json::from_value(e2e::profile(&["sv"], skills, 1)).expect("a profile");
-    store
-        .put_agent(&aid, &ProfileFields::new(&profile, &[]))
-        .await
-        .expect("put_agent");
-    store
-        .connect(&aid, &format!("c-{id}"), "gw-1")
-        .await
-        .expect("connect");
-    if available {
-        store
-            .set_status(&aid, RequestedStatus::Available)
-            .await
-            .expect("available");
-    }
-    aid
-}
-
 fn fields(skills: Value, preferred: Option<&str>) -> NewTicketFields {
     let mut body = e2e::ticket("sv", skills, 5);
     if let Some(p) = preferred {
         body["preferred_agent_id"] = json!(p);
     }
-    let t: NewTicket = serde_json::from_value(body).expect("a ticket");
-    NewTicketFields::new(&t)
+    ticket_fields(&body)
+}
+
+fn profile(skills: Value) -> Value {
+    e2e::profile(&["sv"], skills, 1)
 }
 
 async fn routed(store: &Store, id: &TicketId, f: &NewTicketFields, page: u64) -> Routed {
@@ -59,7 +42,7 @@ async fn routed(store: &Store, id: &TicketId, f: &NewTicketFields, page: u64) ->
 #[tokio::test]
 async fn a_queue_entry_of_a_ticket_already_offered_is_dropped_not_offered_again() {
     let (store, namespace) = store().await;
-    let a = online(&store, "a", json!({}), true).await;
+    let a = online_agent(&store, "a", &profile(json!({})), true).await;
     let t1 = TicketId::generate();
     let Routed::Offered { agent, .. } = routed(&store, &t1, &fields(json!({}), None), 256).await
     else {
@@ -79,7 +62,7 @@ async fn a_queue_entry_of_a_ticket_already_offered_is_dropped_not_offered_again(
         .await
         .expect("a stale queue entry");
 
-    let b = online(&store, "b", json!({}), true).await;
+    let b = online_agent(&store, "b", &profile(json!({})), true).await;
     let offer_b: String = redis::cmd("HGET")
         .arg(keys.agent(b.as_str()))
         .arg("offer")
@@ -113,9 +96,9 @@ async fn a_queue_entry_of_a_ticket_already_offered_is_dropped_not_offered_again(
 async fn a_preferred_agent_free_by_the_next_call_of_a_routing_gets_the_ticket() {
     let (store, namespace) = store().await;
     for id in ["x1", "x2", "x3", "x4"] {
-        online(&store, id, json!({"refunds": 1}), true).await;
+        online_agent(&store, id, &profile(json!({"refunds": 1})), true).await;
     }
-    let p = online(&store, "p", json!({"refunds": 5}), false).await;
+    let p = online_agent(&store, "p", &profile(json!({"refunds": 5})), false).await;
     let t = TicketId::generate();
     // Nobody eligible among the first two index entries: the routing goes on from there.
     let first = routed(&store, &t, &fields(json!({"refunds": 5}), Some("p")), 2).await;

@@ -9,10 +9,11 @@
 use std::time::{Duration, Instant};
 
 use dispatcher::matcher::{Matcher, PAGE};
+use e2e::direct::ticket_fields;
 use e2e::{spawn_with, ticket, AgentClient, Options, TestApp, REDIS_URL};
 use serde_json::{json, Value};
-use shared::domain::{AgentId, NewTicket, RequestedStatus, TicketId};
-use shared::store::{CreatedTicket, NewTicketFields, Routed, Store};
+use shared::domain::{AgentId, RequestedStatus, TicketId};
+use shared::store::{CreatedTicket, Routed, Store};
 
 use crate::support::{offered, sv, sv_ticket};
 
@@ -20,11 +21,6 @@ use crate::support::{offered, sv, sv_ticket};
 const AHEAD: usize = 1000;
 /// How soon the freed agent must get the ticket it can take.
 const WITHIN: Duration = Duration::from_secs(1);
-
-fn fields(body: &Value) -> NewTicketFields {
-    let t: NewTicket = serde_json::from_value(body.clone()).expect("a valid ticket");
-    NewTicketFields::new(&t)
-}
 
 /// The agent holds one ticket (of one), a ticket it can take waits behind `AHEAD` it cannot,
 /// it completes, and it must be offered the waiting one within a second.
@@ -72,7 +68,7 @@ async fn a_freed_agent_gets_its_ticket_behind_1000_that_nobody_can_take() {
             body["region"] = json!("south");
         }
         let created = store
-            .create_ticket(&TicketId::generate(), None, &fields(&body), PAGE)
+            .create_ticket(&TicketId::generate(), None, &ticket_fields(&body), PAGE)
             .await
             .expect("created");
         assert!(
@@ -122,7 +118,7 @@ async fn a_freed_agent_gets_its_ticket_behind_1000_it_let_lapse() {
         }
         let id = TicketId::generate();
         let created = store
-            .create_ticket(&id, None, &fields(&sv_ticket(9)), PAGE)
+            .create_ticket(&id, None, &ticket_fields(&sv_ticket(9)), PAGE)
             .await
             .expect("created");
         let CreatedTicket::Created { routed, .. } = created else {

@@ -55,7 +55,6 @@ mod reference;
 mod step;
 mod world;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -79,17 +78,6 @@ pub(crate) const SHORT_GRACE: Duration = Duration::from_millis(1);
 pub(crate) const PAST_DEADLINE: Duration = Duration::from_millis(3);
 /// Sleep after stamping an agent's idle time, so that the next stamp is a later millisecond.
 pub(crate) const NEXT_MILLISECOND: Duration = Duration::from_millis(2);
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
-}
 
 async fn run_case(
     profiles: &[Profile; 3],
@@ -121,16 +109,9 @@ async fn run_case(
     result
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        cases: e2e::direct::proptest_cases(128),
         failure_persistence: None,
         max_shrink_iters: 2048,
         ..ProptestConfig::default()
@@ -144,6 +125,6 @@ proptest! {
         ballast in prop::bool::weighted(0.25),
         ops in prop::collection::vec(op(), 1..30),
     ) {
-        runtime().block_on(run_case(&profiles, &online, ballast, &ops))?;
+        e2e::direct::proptest_runtime().block_on(run_case(&profiles, &online, ballast, &ops))?;
     }
 }

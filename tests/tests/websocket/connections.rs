@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use e2e::{profile, spawn_app, spawn_with, ticket, AgentClient, Options, TestApp};
+use e2e::{profile, spawn_app, ticket, AgentClient, TestApp};
 use serde_json::json;
 
-use crate::support::{agent_profile, assert_still_open, state, welcomed};
+use crate::support::{agent_profile, assert_still_open, state, two_gateways, welcomed};
 
 /// Asserts `state.connected` stays true for `wait`.
 async fn assert_stays_connected(app: &TestApp, id: &str, wait: Duration) {
@@ -52,11 +52,7 @@ async fn a_second_connection_on_the_same_gateway_closes_the_first_with_4009_and_
 
 #[tokio::test]
 async fn a_second_connection_on_another_gateway_closes_the_first_with_4009_and_is_welcomed() {
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     let mut first = welcomed(&app, "a-1").await;
     let mut second = AgentClient::connect(&app.gateways[1], "a-1").await;
     let welcome = second.expect("welcome").await;
@@ -89,11 +85,7 @@ async fn a_replaced_connection_on_the_same_gateway_does_not_make_the_agent_look_
 
 #[tokio::test]
 async fn a_replaced_connection_on_another_gateway_does_not_make_the_agent_look_disconnected() {
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     let mut first = app.available_agent("a-1", &agent_profile()).await;
     let mut second = AgentClient::connect(&app.gateways[1], "a-1").await;
     let welcome = second.expect("welcome").await;
@@ -146,11 +138,7 @@ async fn the_replacing_connections_welcome_carries_the_pending_offer_which_it_ca
 
 #[tokio::test]
 async fn the_replacing_connections_welcome_on_another_gateway_carries_the_pending_offer() {
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     let mut first = app.available_agent("a-1", &agent_profile()).await;
     let id = app
         .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
@@ -230,22 +218,14 @@ async fn replacing_connections_on_one_gateway_never_drops_the_agent_or_its_pendi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replacing_connections_across_two_gateways_never_drops_the_agent_or_its_pending_offer() {
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     replace_repeatedly(&app, 12, 50).await;
 }
 
 #[tokio::test]
 async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
     use futures_util::StreamExt;
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     let mut one = app.available_agent("a-1", &agent_profile()).await;
     let mut conn = app.redis().await;
     let keys = shared::keys::Keys::new(&app.namespace);

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use e2e::{spawn_app, spawn_with, ticket, token, AgentClient, Options, TestApp, FRAME_WAIT};
+use e2e::{spawn_app, ticket, token, AgentClient, TestApp, FRAME_WAIT};
 use serde_json::{json, Value};
 
 use crate::support::{
     agent_profile, assert_still_open, expect_error, expired_token, foreign_token, roster, state,
-    welcomed,
+    two_gateways, welcomed,
 };
 
 /// Polls until the agent's `state.connected` is `connected`.
@@ -150,11 +150,7 @@ async fn a_reconnect_within_the_grace_period_restores_status_shift_and_active_ti
 
 #[tokio::test]
 async fn a_reconnect_within_the_grace_period_over_another_gateway_restores_the_shift() {
-    let app = spawn_with(Options {
-        gateways: 2,
-        ..Options::default()
-    })
-    .await;
+    let app = two_gateways().await;
     let mut agent = app.available_agent("a-1", &agent_profile()).await;
     let id = app
         .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))

@@ -1,6 +1,6 @@
 //! Helpers shared by the WebSocket tests: tokens, roster set-up, frame and state checks.
 
-use e2e::{profile, AgentClient, TestApp};
+use e2e::{profile, spawn_with, AgentClient, Options, TestApp};
 use serde_json::{json, Value};
 
 /// A token signed with a secret the services do not know.
@@ -11,6 +11,15 @@ pub(crate) fn foreign_token(role: &str, sub: &str) -> String {
 /// A token that expired an hour ago (far beyond the 30 s leeway).
 pub(crate) fn expired_token(role: &str, sub: &str) -> String {
     shared::auth::mint_hs256(e2e::SECRET, sub, role, "dispatch", -3600)
+}
+
+/// The services with two gateways, for what crosses from one to the other.
+pub(crate) async fn two_gateways() -> TestApp {
+    spawn_with(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await
 }
 
 pub(crate) fn agent_profile() -> Value {
