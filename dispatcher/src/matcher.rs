@@ -51,38 +51,28 @@ impl Matcher {
     /// Offers a queued ticket to the best eligible agent, if there is one (else the ticket waits
     /// in its queues). Returns the agent offered to.
     pub async fn route_ticket(&self, ticket: &str) -> Result<Option<String>, StoreError> {
-        self.route_from(ticket, 0).await
+        self.route_created(ticket, Routed::More { next_offset: 0 })
+            .await
     }
 
-    /// Finishes routing a ticket just created, from what its creation did (it looked at the
-    /// first [`PAGE`] entries of the free index). Returns the agent offered to.
+    /// Finishes routing a ticket from what its last routing call did (for a ticket just
+    /// created, its creation, which looked at the first [`PAGE`] entries of the free index): a
+    /// page of the index per call until it is offered or parked. Returns the agent offered to.
     pub async fn route_created(
         &self,
         ticket: &str,
-        routed: Routed,
-    ) -> Result<Option<String>, StoreError> {
-        match routed {
-            Routed::Offered { agent, .. } => Ok(Some(agent)),
-            Routed::Parked | Routed::NotQueued => Ok(None),
-            Routed::More { next_offset } => self.route_from(ticket, next_offset).await,
-        }
-    }
-
-    /// Routes from free-index entry `offset` on, a page per call, until the ticket is offered
-    /// or parked.
-    async fn route_from(
-        &self,
-        ticket: &str,
-        mut offset: u64,
+        mut routed: Routed,
     ) -> Result<Option<String>, StoreError> {
         loop {
-            match self.store.route_ticket(ticket, offset, PAGE).await? {
+            match routed {
                 Routed::Offered { agent, .. } => {
                     tracing::debug!(ticket, agent, "offered");
                     return Ok(Some(agent));
                 }
                 Routed::Parked | Routed::NotQueued => return Ok(None),
-                Routed::More { next_offset } => offset = next_offset,
+                Routed::More { next_offset } => {
+                    routed = self.store.route_ticket(ticket, next_offset, PAGE).await?;
+                }
             }
         }
     }

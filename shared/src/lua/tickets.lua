@@ -68,10 +68,14 @@ function Ticket.read(P, tid)
 end
 
 -- The ticket's fields and what an offer of it shows, or nil: for a ticket about to be offered.
--- (Written out: a library's top level has no `ipairs`.)
-Ticket.OFFER_FIELDS = {'status', 'lang', 'req', 'region', 'pref', 'agent', 'offer',
-  'offer_agent', 'qscore', 'offer_ids', 'offers', 'wait', 'summary', 'skills', 'prio', 'created'}
+-- (The joined list is made on first use: a library's top level has no `ipairs`.)
 function Ticket.read_for_offer(P, tid)
+  if not Ticket.OFFER_FIELDS then
+    local all = {}
+    for _, f in ipairs(Ticket.FIELDS) do all[#all + 1] = f end
+    for _, f in ipairs(Ticket.SHOWN) do all[#all + 1] = f end
+    Ticket.OFFER_FIELDS = all
+  end
   return U.hmget(K.key(P, 'ticket', tid), Ticket.OFFER_FIELDS)
 end
 

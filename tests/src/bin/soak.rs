@@ -83,8 +83,13 @@ async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
         .unwrap_or(0)
 }
 
-/// How many keys the namespace has, and their bytes; and how many of them are tickets.
-async fn namespace_keys(conn: &mut redis::aio::MultiplexedConnection, ns: &str) -> (u64, u64, u64) {
+/// How many keys the namespace has, their bytes (0 unless `with_bytes`: a `MEMORY USAGE` per
+/// key, not to be sent under load), and how many of them are tickets.
+async fn namespace_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &str,
+    with_bytes: bool,
+) -> (u64, u64, u64) {
     let (mut keys, mut bytes, mut tickets) = (0u64, 0u64, 0u64);
     let mut cursor = 0u64;
     loop {
@@ -97,19 +102,19 @@ async fn namespace_keys(conn: &mut redis::aio::MultiplexedConnection, ns: &str) 
             .query_async(conn)
             .await
             .expect("SCAN");
-        if !batch.is_empty() {
+        if with_bytes && !batch.is_empty() {
             let mut pipe = redis::pipe();
             for k in &batch {
                 pipe.cmd("MEMORY").arg("USAGE").arg(k);
             }
             let sizes: Vec<Option<u64>> = pipe.query_async(conn).await.expect("MEMORY USAGE");
             bytes += sizes.into_iter().flatten().sum::<u64>();
-            keys += batch.len() as u64;
-            tickets += batch
-                .iter()
-                .filter(|k| k.starts_with(&format!("{{{ns}}}:ticket:")))
-                .count() as u64;
         }
+        keys += batch.len() as u64;
+        tickets += batch
+            .iter()
+            .filter(|k| k.starts_with(&format!("{{{ns}}}:ticket:")))
+            .count() as u64;
         cursor = next;
         if cursor == 0 {
             return (keys, bytes, tickets);
@@ -140,7 +145,7 @@ async fn settle(
     tokio::time::sleep(Duration::from_secs(retention)).await;
     let stream = format!("{{{ns}}}:events");
     loop {
-        let found = namespace_keys(conn, ns).await;
+        let (_, _, tickets) = namespace_keys(conn, ns, false).await;
         // The ledger trims the stream to its retention each second it finds nothing new; a
         // trim keeps what shares a stream node with the last entry kept (a hundred or so).
         let events: u64 = redis::cmd("XLEN")
@@ -148,8 +153,8 @@ async fn settle(
             .query_async(conn)
             .await
             .expect("XLEN");
-        if (found.2 == 0 && events <= 200) || Instant::now() >= deadline {
-            return found;
+        if (tickets == 0 && events <= 200) || Instant::now() >= deadline {
+            return namespace_keys(conn, ns, true).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -282,7 +287,7 @@ async fn main() {
     while next_report <= tickets {
         let done = completed.load(Ordering::Relaxed);
         if done >= next_report {
-            let (load_keys, _, _) = namespace_keys(&mut conn, &namespace).await;
+            let (load_keys, _, _) = namespace_keys(&mut conn, &namespace, false).await;
             let load_memory = used_memory(&mut conn).await;
             let secs = (started.elapsed() - settling).as_secs_f64();
             let pause = Instant::now();
