@@ -23,6 +23,7 @@ pub mod report;
 pub mod tickets;
 pub mod writer;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -68,6 +69,9 @@ pub struct Ledger {
     namespace: String,
     /// How long the stream keeps what the ledger stored (`EVENT_RETENTION_SECS`).
     stream_retention: Duration,
+    /// The stored offset the stream was last trimmed all the way to: while nothing new is
+    /// stored, trimming again would change nothing.
+    trimmed: Arc<Mutex<Option<shared::events::StreamId>>>,
 }
 
 impl Ledger {
@@ -81,6 +85,7 @@ impl Ledger {
             pool,
             namespace: namespace.to_owned(),
             stream_retention: Duration::from_secs(3600),
+            trimmed: Arc::default(),
         })
     }
 

@@ -180,8 +180,12 @@ impl Ledger {
 
     /// Drops from the stream what the ledger stored longer ago than its stream retention. (The ledger is the
     /// stream's only reader that needs its past: matching does not read the stream, and a
-    /// consumer group an earlier version left on it does not hold trimming back.)
+    /// consumer group an earlier version left on it does not hold trimming back.) Once
+    /// trimmed all the way to `stored`, a quiet writer does not trim again.
     async fn trim(&self, store: &Store, stored: StreamId) {
+        if *self.trimmed.lock().unwrap_or_else(|e| e.into_inner()) == Some(stored) {
+            return;
+        }
         let Ok(now) = store.now_ms().await else {
             return;
         };
@@ -196,13 +200,16 @@ impl Ledger {
             stored
         };
         let mut conn = store.conn();
-        let _: Result<i64, _> = redis::cmd("XTRIM")
+        let trimmed: Result<i64, _> = redis::cmd("XTRIM")
             .arg(store.keys().events())
             .arg("MINID")
             .arg("~")
             .arg(format!("{ms}-{seq}"))
             .query_async(&mut conn)
             .await;
+        if trimmed.is_ok() && (StreamId { ms, seq }) == stored {
+            *self.trimmed.lock().unwrap_or_else(|e| e.into_inner()) = Some(stored);
+        }
     }
 
     /// Closes open shifts the live state no longer has (Redis lost them, or every instance
