@@ -15,6 +15,23 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{AgentStatus, Outcome, TicketStatus};
 use crate::protocol::StatusReason;
 
+/// An optional number, as a decimal string when present.
+mod text_num_opt {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Some).map_err(D::Error::custom)
+    }
+}
+
 /// Why a shift ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +90,8 @@ pub enum Event {
         /// The agent.
         agent: String,
     },
-    /// A ticket was posted.
+    /// A ticket was posted. A ticket offered in the same step carries its offer here (the
+    /// three offer fields, as [`Event::OfferCreated`] has them), and has no `offer_created`.
     TicketCreated {
         /// The ticket.
         ticket: String,
@@ -82,6 +100,19 @@ pub enum Event {
         /// Its priority.
         #[serde(with = "text_num")]
         priority: u8,
+        /// The agent it was offered to at once ('' if none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        agent: String,
+        /// That offer ('' if none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        offer: String,
+        /// That offer's deadline, ms.
+        #[serde(
+            default,
+            with = "text_num_opt",
+            skip_serializing_if = "Option::is_none"
+        )]
+        expires: Option<i64>,
     },
     /// A ticket was offered to an agent.
     OfferCreated {
@@ -338,8 +369,8 @@ impl Event {
     /// The agent it concerns, if any ('' counts as none).
     pub fn agent(&self) -> Option<&str> {
         let agent = match self {
-            Self::TicketCreated { .. } => return None,
             Self::AgentUpserted { agent }
+            | Self::TicketCreated { agent, .. }
             | Self::AgentRemoved { agent }
             | Self::OfferCreated { agent, .. }
             | Self::OfferDeclined { agent, .. }

@@ -12,7 +12,7 @@
 //! | `agent:<id>` | hash | profile JSON and live state (status, connection, capacity, offer, shift) |
 //! | `agent:<id>:tickets` | set | tickets assigned to the agent |
 //! | `agent:<id>:declined` | set | live tickets the agent declined or let lapse |
-//! | `free:<lang>`, `free:<lang>:<skill>`, `free:<lang>:@<region>` | zset | agents who could take an offer now, by (active, idle since) |
+//! | `free:<lang>` | zset | agents who could take an offer now and speak `<lang>`, by (active, idle since) |
 //! | `ticket:<id>` | hash | the ticket and its state |
 //! | `ticket:<id>:declined` | set | agents who declined it or let it expire |
 //! | `queue:<lang>` | zset | tickets waiting for a freed agent, by (priority desc, arrival) |
@@ -55,8 +55,6 @@ impl Keys {
         "agent_tickets",
         "agent_declined",
         "free",
-        "free_skill",
-        "free_region",
         "ticket",
         "declined",
         "queue",
@@ -114,16 +112,6 @@ impl Keys {
     /// Free agents who speak `language`.
     pub fn free(&self, language: &str) -> String {
         self.key(&format!("free:{language}"))
-    }
-
-    /// Free agents who speak `language` and have `skill` (at any level).
-    pub fn free_skill(&self, language: &str, skill: &str) -> String {
-        self.key(&format!("free:{language}:{skill}"))
-    }
-
-    /// Free agents who speak `language` and are inside geofence `region`.
-    pub fn free_region(&self, language: &str, region: &str) -> String {
-        self.key(&format!("free:{language}:@{region}"))
     }
 
     /// The live tickets an agent declined or let lapse.

@@ -452,6 +452,16 @@ impl Drop for TestApp {
     }
 }
 
+/// Whether stream entry `e` (as [`stream_events`] gives it) makes an offer: an `offer_created`,
+/// or a `ticket_created` of a ticket offered in the same step (it carries the offer's fields).
+pub fn makes_offer(e: &HashMap<String, String>) -> bool {
+    match e.get("type").map(String::as_str) {
+        Some("offer_created") => true,
+        Some("ticket_created") => e.get("offer").is_some_and(|o| !o.is_empty()),
+        _ => false,
+    }
+}
+
 /// Every event of `namespace`'s stream (in the test Redis), in stream order, as field maps.
 pub async fn stream_events(namespace: &str) -> Vec<HashMap<String, String>> {
     let mut conn = redis::Client::open(REDIS_URL)

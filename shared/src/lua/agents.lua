@@ -28,25 +28,21 @@ function Agent.is_free(a)
 end
 
 -- Puts the agent in exactly the free indexes it belongs in now (none unless it can take an
--- offer), sorted by (active tickets, idle since), touching Redis only where that changed, and
--- writes `fields` (name, value pairs, may be nil) to its hash in the same HSET. The keys and
--- score it is indexed under are those of `a` (read with the agent's fields), which this
--- updates: every function keeps one table per agent it changes, so they stay true.
+-- offer): one per language it speaks, sorted by (active tickets, idle since); skills and regions
+-- are checked on the agent's own fields when a ticket is matched (one index per language costs
+-- one ZADD or ZREM per language a change touches, where an index per skill and per region cost
+-- one per skill and region as well). Touches Redis only where that changed, and writes `fields`
+-- (name, value pairs, may be nil) to its hash in the same HSET. The keys and score it is indexed
+-- under are those of `a` (read with the agent's fields), which this updates: every function
+-- keeps one table per agent it changes, so they stay true. (Keys of indexes an earlier build
+-- kept, per skill and per region, are in `idx` too, and so are removed here.)
 function Agent.reindex(P, id, a, fields)
   local old_idx, old_score = a.idx or '', a.iscore or ''
   local idx, score = '', ''
   local keys = {}
   if Agent.is_free(a) then
     score = U.fmt(tonumber(a.active) * 1e13 + tonumber(a.idle_since))
-    local skills = U.list(a.skills, ',')
-    local regions = U.list(a.regions, ',')
-    for _, lang in ipairs(U.list(a.langs, ',')) do
-      keys[#keys + 1] = K.key(P, 'free', lang)
-      for _, pair in ipairs(skills) do
-        keys[#keys + 1] = K.key(P, 'free_skill', lang, string.match(pair, '^[^:]+'))
-      end
-      for _, region in ipairs(regions) do keys[#keys + 1] = K.key(P, 'free_region', lang, region) end
-    end
+    for _, lang in ipairs(U.list(a.langs, ',')) do keys[#keys + 1] = K.key(P, 'free', lang) end
     idx = table.concat(keys, '|')
   end
   local writes = fields or {}

@@ -60,8 +60,13 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   redis.call('ZADD', K.key(P, 'deadlines'), U.fmt(expires), oid)
   a.offer = oid
   Agent.reindex(P, aid, a, {'offer', oid})
-  U.emit(P, now, 'offer_created', {'ticket', tid, 'agent', aid, 'offer', oid, 'expires',
-    U.fmt(expires)})
+  -- A ticket offered in the call that creates it has one event for both (`Ticket.create`).
+  local made = {'agent', aid, 'offer', oid, 'expires', U.fmt(expires)}
+  if t.creating then
+    t.creating = made
+  else
+    U.emit(P, now, 'offer_created', {'ticket', tid, unpack(made)})
+  end
   -- A ticket created in this call has what the offer shows at hand; others read it.
   if not t.summary then
     local shown = redis.call('HMGET', tk, unpack(Ticket.SHOWN))
@@ -85,24 +90,6 @@ function Match.better(x, y)
   return U.bytes_before(x.id, y.id)
 end
 
--- The smallest free index that holds every agent eligible for ticket `t`: its language's, or
--- narrower, that of a skill or of the region it needs.
-function Match.index_for(P, t)
-  local index, best = K.key(P, 'free', t.lang), -1
-  local narrower = {}
-  for skill, _ in pairs(U.levels(t.req)) do
-    narrower[#narrower + 1] = K.key(P, 'free_skill', t.lang, skill)
-  end
-  if not U.blank(t.region) then narrower[#narrower + 1] = K.key(P, 'free_region', t.lang, t.region) end
-  -- Any narrower index is no larger than the language's: with one, no need to count.
-  if #narrower == 1 then return narrower[1] end
-  for _, key in ipairs(narrower) do
-    local n = redis.call('ZCARD', key)
-    if best < 0 or n < best then index, best = key, n end
-  end
-  return index
-end
-
 -- Routes queued ticket `tid` (fields `t`) by the choice policy (API.md §5): the best eligible
 -- agent is offered it in this same call, or, with none in the whole index, it is parked. The
 -- index is sorted by (active tickets, idle since), so only the preferred agent and the first
@@ -124,7 +111,7 @@ function Match.route(P, tid, t, now, offers, offset, limit)
     if a and Agent.eligible(P, pref, a, tid, t) then consider(pref, a, true) end
   end
   local index = nil
-  if not best then index = Match.index_for(P, t) end
+  if not best then index = K.key(P, 'free', t.lang) end
   local first, seen, chunk = nil, 0, 16
   while index and (first or seen < limit) do
     local n = chunk

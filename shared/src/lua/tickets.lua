@@ -114,8 +114,15 @@ function Ticket.create(keys, args)
     redis.call('SET', K.key(P, 'idempotency', ikey), hash .. '|' .. tid, 'EX',
       Ticket.IDEMPOTENCY_SECS)
   end
-  U.emit(P, now, 'ticket_created', {'ticket', tid, 'language', t.lang, 'priority', t.prio})
+  t.creating = true
   local routed = Match.route(P, tid, t, now, Match.offers(args[5], args[6]), 0, limit)
+  -- Offered at once, its event says so (no `offer_created` of its own).
+  local created = {'ticket', tid, 'language', t.lang, 'priority', t.prio}
+  if t.creating ~= true then
+    for _, v in ipairs(t.creating) do created[#created + 1] = v end
+  end
+  t.creating = nil
+  U.emit(P, now, 'ticket_created', created)
   -- Not routed yet (nobody eligible in the first `limit` index entries): a dispatcher goes on,
   -- and the others take over if it dies.
   if routed[1] == 'more' then

@@ -332,8 +332,6 @@ mod tests {
             "agent_tickets" => k.agent_tickets("X1"),
             "agent_declined" => k.agent_declined("X1"),
             "free" => k.free("X1"),
-            "free_skill" => k.free_skill("X1", "X2"),
-            "free_region" => k.free_region("X1", "X2"),
             "ticket" => k.ticket("X1"),
             "declined" => k.declined("X1"),
             "queue" => k.queue("X1"),

@@ -69,10 +69,7 @@ async fn race_matching(agents: usize, tickets: usize, tasks: usize) {
     }
 
     let events = stream_events(&namespace).await;
-    let created: Vec<&Event> = events
-        .iter()
-        .filter(|e| field(e, "type") == "offer_created")
-        .collect();
+    let created: Vec<&Event> = events.iter().filter(|e| e2e::makes_offer(e)).collect();
     let mut per_ticket: HashMap<&str, usize> = HashMap::new();
     let mut per_agent: HashMap<&str, usize> = HashMap::new();
     for e in &created {

@@ -69,7 +69,7 @@ pub(crate) fn replay_violations(events: &[Event], max_of: &HashMap<String, usize
     for (i, e) in events.iter().enumerate() {
         let (ticket, agent, offer) = (field(e, "ticket"), field(e, "agent"), field(e, "offer"));
         match field(e, "type") {
-            "offer_created" => {
+            _ if e2e::makes_offer(e) => {
                 if let Some(other) = ticket_offer.get(ticket) {
                     bad.push(format!(
                         "event {i}: offer {offer} of {ticket} to {agent} while offer {other} of it is still pending"

@@ -21,9 +21,9 @@ use shared::store::{CreatedTicket, Routed, Store};
 
 const TICKETS: u64 = 20;
 /// Commands per ticket on the hot path (create with its offer, accept, complete): at most.
-const HOT_PATH_BUDGET: u64 = 38;
+const HOT_PATH_BUDGET: u64 = 35;
 /// Commands per ticket in all, the ledger's reads and the purge included: at most.
-const LIFE_BUDGET: u64 = 43;
+const LIFE_BUDGET: u64 = 40;
 
 /// Runs `f` and adds what Redis ran meanwhile to `into`.
 async fn counted<T>(
