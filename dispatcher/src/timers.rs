@@ -95,6 +95,7 @@ impl Timers {
             .store
             .expire_offers(BATCH, self.missed_before_away)
             .await?
+            .due
             == BATCH
         {}
         while self.store.expire_grace(BATCH).await? == BATCH {}

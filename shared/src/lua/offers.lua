@@ -8,10 +8,12 @@
 -- How long an ended offer's record is kept.
 Offer.KEEP_SECS = 120
 
--- Offer `oid` is no longer pending: it ended `why`; only its record is kept, briefly.
+-- Offer `oid` is no longer pending: it ended `why`; only its record is kept, briefly. Its entry
+-- in `deadlines` stays until the deadline passes: `expire_offers` then drops it with the others
+-- due, in one ZREM, off the path of the answer (the record outlives the deadline, and one that
+-- is gone or not pending is only dropped).
 function Offer.close(P, oid, why)
   local ok = K.key(P, 'offer', oid)
-  redis.call('ZREM', K.key(P, 'deadlines'), oid)
   redis.call('HSET', ok, 'status', why)
   redis.call('EXPIRE', ok, Offer.KEEP_SECS)
 end

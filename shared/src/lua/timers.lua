@@ -4,17 +4,20 @@
 -- expire_offers: offers past their deadline lapse (API.md §5): the ticket goes to the next
 -- eligible agent, the agent is told `offer_revoked` (expired) and offered the best waiting
 -- ticket, and after `MISSED_OFFERS_BEFORE_AWAY` lapses in a row it is set `away`.
--- ARGV: max count, missed offers before away, offer id for the freed agents, timeout ms.
--- Reply: 'ok', how many lapsed.
+-- Deadlines of offers answered or ended otherwise are due too (`Offer.close` leaves them): they
+-- are only dropped. ARGV: max count, missed offers before away, offer id for the freed agents,
+-- timeout ms. Reply: 'ok', how many lapsed, how many deadlines were due (those and the others).
 function Timer.expire_offers(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local limit, threshold = tonumber(args[1]), tonumber(args[2])
   local offers = Match.offers(args[3], args[4])
   local deadlines = K.key(P, 'deadlines')
   local due = redis.call('ZRANGEBYSCORE', deadlines, '-inf', U.fmt(now), 'LIMIT', 0, limit)
+  local lapsed = 0
   for _, oid in ipairs(due) do
     local o = U.hgetall(K.key(P, 'offer', oid))
     if o and o.status == 'pending' then
+      lapsed = lapsed + 1
       local a = Offer.finish(P, oid, o, 'expired', now, true)
       U.emit(P, now, 'offer_expired', {'ticket', o.ticket, 'agent', o.agent, 'offer', oid})
       if a then
@@ -26,11 +29,10 @@ function Timer.expire_offers(keys, args)
         end
         Queue.serve(P, o.agent, a, now, offers)
       end
-    else
-      redis.call('ZREM', deadlines, oid)
     end
   end
-  return {'ok', tostring(#due)}
+  if #due > 0 then redis.call('ZREM', deadlines, unpack(due)) end
+  return {'ok', tostring(lapsed), tostring(#due)}
 end
 
 -- expire_grace: grace periods that ran out end their shifts at the drop (API.md §7), and the

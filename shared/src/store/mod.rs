@@ -23,7 +23,7 @@ use crate::keys::Keys;
 pub use library::{library, library_version, Function};
 pub use ops::{NewTicketFields, ProfileFields};
 pub use read::{assigned_frame, pairs};
-pub use reply::{ConnectReply, CreatedTicket, FromReply, Routed, StatusNow, Upserted};
+pub use reply::{ConnectReply, CreatedTicket, Expired, FromReply, Routed, StatusNow, Upserted};
 
 /// How often a gateway instance records that it is alive.
 pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::reply::{
-    ConnectReply, Count, CreatedTicket, Done, Ids, LeaseState, Routed, StatusNow, Swept, Upserted,
+    ConnectReply, Count, CreatedTicket, Done, Expired, Ids, LeaseState, Routed, StatusNow, Swept,
+    Upserted,
 };
 use super::{Function, Store, StoreError};
 use crate::domain::{
@@ -376,26 +377,24 @@ impl Store {
         .map(drop)
     }
 
-    /// Lapses up to `limit` offers past their deadline; how many lapsed. The agents freed are
-    /// offered the best waiting tickets.
+    /// Handles up to `limit` deadlines that passed: pending offers lapse (the agents freed are
+    /// offered the best waiting tickets), those of offers answered before are dropped.
     pub async fn expire_offers(
         &self,
         limit: u32,
         missed_before_away: u32,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<Expired, StoreError> {
         let next = self.next_offer();
-        let n: Count = self
-            .call(
-                Function::ExpireOffers,
-                &[
-                    &limit.to_string(),
-                    &missed_before_away.to_string(),
-                    &next[0],
-                    &next[1],
-                ],
-            )
-            .await?;
-        Ok(n.0)
+        self.call(
+            Function::ExpireOffers,
+            &[
+                &limit.to_string(),
+                &missed_before_away.to_string(),
+                &next[0],
+                &next[1],
+            ],
+        )
+        .await
     }
 
     /// Ends up to `limit` shifts whose grace period ran out; how many.

@@ -70,6 +70,26 @@ impl FromReply for Count {
     }
 }
 
+/// What `expire_offers` did: `ok`, how many offers lapsed, how many deadlines were due (the
+/// lapsed ones and those of offers answered before, which are only dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Offers that lapsed.
+    pub lapsed: u32,
+    /// Deadlines handled: a call that handled as many as it was allowed may have left more.
+    pub due: u32,
+}
+
+impl FromReply for Expired {
+    fn from_reply(function: &str, words: Vec<String>) -> Result<Self, StoreError> {
+        first(function, &words, &["ok"])?;
+        Ok(Expired {
+            lapsed: num(function, &words, 1)?,
+            due: num(function, &words, 2)?,
+        })
+    }
+}
+
 /// `ok`, then ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ids(pub Vec<String>);

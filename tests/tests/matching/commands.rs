@@ -3,8 +3,8 @@
 //! other test's commands are counted.
 //!
 //! A ticket's life on the hot path: posted (created and offered at once), accepted, completed;
-//! then, off the hot path, the ledger storing its events and archiving it and the purge that
-//! removes it from Redis. One agent takes `TICKETS` tickets in turn, through the store's calls
+//! then, off the hot path, the timer dropping the answered offer's deadline, the ledger storing
+//! its events and archiving it and the purge that removes it from Redis. One agent takes `TICKETS` tickets in turn, through the store's calls
 //! (the same the services make) and the real ledger writer on the real PostgreSQL. The test
 //! prints the counts by transition and by command (`--nocapture`) and fails when a ticket's
 //! life costs more than the budgets below, so that the command diet only goes one way.
@@ -20,9 +20,12 @@ use shared::domain::{OfferId, Outcome, TicketId};
 use shared::store::{CreatedTicket, Routed, Store};
 
 const TICKETS: u64 = 20;
+/// Long enough for every offer to be accepted in time; the test then waits it out.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Commands per ticket on the hot path (create with its offer, accept, complete): at most.
-const HOT_PATH_BUDGET: u64 = 35;
-/// Commands per ticket in all, the ledger's reads and the purge included: at most.
+const HOT_PATH_BUDGET: u64 = 34;
+/// Commands per ticket in all, the deadline's drop, the ledger's reads and the purge included:
+/// at most.
 const LIFE_BUDGET: u64 = 40;
 
 /// Runs `f` and adds what Redis ran meanwhile to `into`.
@@ -42,7 +45,9 @@ async fn counted<T>(
 async fn a_ticket_life_costs_at_most_its_budget_of_redis_commands() {
     let redis = PrivateRedis::start().await;
     let namespace = fresh_namespace();
-    let store = Store::open(&redis.url, &namespace).expect("a Redis URL");
+    let store = Store::open(&redis.url, &namespace)
+        .expect("a Redis URL")
+        .with_offer_timeout(OFFER_TIMEOUT);
     store.load_library().await.expect("the library loads");
     let ledger = Ledger::open(
         &settings(&Options::default(), &namespace).database_url,
@@ -101,6 +106,16 @@ async fn a_ticket_life_costs_at_most_its_budget_of_redis_commands() {
         .expect("complete");
     }
     let mut after = Calls::default();
+    // The answered offers' deadlines, dropped once they pass.
+    tokio::time::sleep(OFFER_TIMEOUT).await;
+    let due = counted(&mut conn, &mut after, store.expire_offers(1000, 3))
+        .await
+        .expect("expire_offers");
+    assert_eq!(
+        (due.lapsed, u64::from(due.due)),
+        (0, TICKETS),
+        "every answered offer's deadline was due, none lapsed"
+    );
     let stored = counted(&mut conn, &mut after, ledger.catch_up(&store))
         .await
         .expect("the ledger catches up");
@@ -122,7 +137,7 @@ async fn a_ticket_life_costs_at_most_its_budget_of_redis_commands() {
     let per = |c: &Calls| c.total() as f64 / TICKETS as f64;
     println!(
         "Redis commands per ticket: create and offer {:.1}, accept {:.1}, complete {:.1}; \
-         hot path {:.1}; ledger and purge {:.1}; life {:.1}",
+         hot path {:.1}; deadline, ledger and purge {:.1}; life {:.1}",
         per(&create),
         per(&accept),
         per(&complete),

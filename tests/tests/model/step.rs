@@ -388,7 +388,8 @@ impl Case {
                     .serving_store()
                     .expire_offers(100, MISSED_BEFORE_AWAY)
                     .await
-                    .map_err(|e| fail(format!("expire_offers: {e}")))?;
+                    .map_err(|e| fail(format!("expire_offers: {e}")))?
+                    .lapsed;
                 if usize::try_from(got).ok() != Some(offers) {
                     return Err(fail(format!(
                         "expire_offers lapsed {got} offers, the model {offers}"
