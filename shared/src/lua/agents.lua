@@ -4,13 +4,15 @@
 -- Agent hash fields: profile (JSON as stored), langs ("sv,en"), skills ("refunds:4,disputes:2"),
 -- regions (",eu,nordics,"), max, status, connected ("1"/"0"), conn, inst, active, offer,
 -- idle_since, missed, shift, shift_started, rate, currency, tz, last_seen, disc_at, lost,
--- idx (the free-index keys it is in, "|"-separated), iscore (its score there).
+-- idx (the free-index keys it is in, "|"-separated), iscore (its score there), pending (the
+-- pending offer as "offer|ticket|deadline ms", true only while `offer` names the same offer:
+-- it is not cleared when the offer ends, and builds before it do not write it).
 
 -- What the state machine reads of an agent (not the profile JSON, which can be large).
 -- `idx` and `iscore` come with every read, so that re-indexing needs no read of its own.
 Agent.FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'conn', 'inst',
   'active', 'offer', 'idle_since', 'missed', 'shift', 'rate', 'currency', 'tz', 'disc_at', 'lost',
-  'idx', 'iscore', 'pinst'}
+  'idx', 'iscore', 'pinst', 'pending'}
 -- What eligibility, the choice policy and an offer read of a candidate.
 Agent.CANDIDATE_FIELDS = {'status', 'langs', 'skills', 'regions', 'max', 'connected', 'active',
   'offer', 'idle_since', 'idx', 'iscore', 'inst', 'pinst'}

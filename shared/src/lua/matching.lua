@@ -59,7 +59,7 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
     'created', U.fmt(now), 'expires', U.fmt(expires))
   redis.call('ZADD', K.key(P, 'deadlines'), U.fmt(expires), oid)
   a.offer = oid
-  Agent.reindex(P, aid, a, {'offer', oid})
+  Agent.reindex(P, aid, a, {'offer', oid, 'pending', oid .. '|' .. tid .. '|' .. U.fmt(expires)})
   -- A ticket offered in the call that creates it has one event for both (`Ticket.create`).
   local made = {'agent', aid, 'offer', oid, 'expires', U.fmt(expires)}
   if t.creating then

@@ -48,13 +48,22 @@ function Offer.finish(P, oid, o, why, now, notify, a)
   return a
 end
 
--- The agent's pending offer `oid`, or nil and the refusal to reply (API.md §6: another agent's
--- or an unknown offer is `offer_not_found`, a lapsed one `offer_expired`).
-function Offer.pending(P, aid, oid, now)
-  return Offer.check(U.hgetall(K.key(P, 'offer', oid)), aid, now)
+-- Offer `oid` as the fields of its record, read from agent `a`'s hash if it is the agent's
+-- pending offer there (`pending`, as this build writes it), else from its record; nil if
+-- there is none.
+function Offer.record(P, aid, a, oid)
+  if a and a.offer == oid and not U.blank(a.pending) then
+    local id, ticket, expires = string.match(a.pending, '^(.-)|(.-)|(%d+)$')
+    if id == oid then
+      return {ticket = ticket, agent = aid, status = 'pending', expires = expires}
+    end
+  end
+  return U.hgetall(K.key(P, 'offer', oid))
 end
 
--- Offer `o` (fields, nil if unknown) if it is the agent's and pending, as `Offer.pending`.
+-- Offer `o` (fields, nil if unknown) if it is the agent's and pending; else nil and the refusal
+-- to reply (API.md §6: another agent's or an unknown offer is `offer_not_found`, a lapsed one
+-- `offer_expired`).
 function Offer.check(o, aid, now)
   if not o or o.agent ~= aid then return nil, U.reject('offer_not_found') end
   if o.status == 'expired' then return nil, U.reject('offer_expired') end
@@ -77,7 +86,8 @@ end
 function Offer.accept(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local aid, oid = args[1], args[2]
-  local record = U.hgetall(K.key(P, 'offer', oid))
+  local a = Agent.read(P, aid)
+  local record = Offer.record(P, aid, a, oid)
   if record and record.status == 'accepted' and record.agent == aid then
     local t = Ticket.read(P, record.ticket)
     if t and t.status == 'assigned' and t.agent == aid then
@@ -86,7 +96,6 @@ function Offer.accept(keys, args)
   end
   local o, err = Offer.check(record, aid, now)
   if not o then return err end
-  local a = Agent.read(P, aid)
   if not a then return U.reject('offer_not_found') end
   Offer.close(P, oid, 'accepted')
   local tk = K.key(P, 'ticket', o.ticket)
@@ -109,10 +118,11 @@ end
 function Offer.decline(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local aid, oid = args[1], args[2]
-  local o, err = Offer.pending(P, aid, oid, now)
+  local a = Agent.read(P, aid)
+  local o, err = Offer.check(Offer.record(P, aid, a, oid), aid, now)
   if not o then return err end
   redis.call('HSET', K.key(P, 'agent', aid), 'missed', '0', 'last_seen', U.fmt(now))
-  local a = Offer.finish(P, oid, o, 'declined', now, false)
+  a = Offer.finish(P, oid, o, 'declined', now, false, a)
   U.emit(P, now, 'offer_declined', {'ticket', o.ticket, 'agent', aid, 'offer', oid, 'reason',
     args[3] or ''})
   if a then Queue.serve(P, aid, a, now, Match.offers(args[4], args[5])) end

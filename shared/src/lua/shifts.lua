@@ -22,7 +22,7 @@ end
 function Shift.withdraw_offer(P, aid, a, now, notify)
   if U.blank(a.offer) then return end
   local oid = a.offer
-  local o = U.hgetall(K.key(P, 'offer', oid))
+  local o = Offer.record(P, aid, a, oid)
   if o and o.status == 'pending' then
     Offer.finish(P, oid, o, 'withdrawn', now, notify, a)
     U.emit(P, now, 'offer_withdrawn', {'ticket', o.ticket, 'agent', aid, 'offer', oid})

@@ -23,10 +23,10 @@ const TICKETS: u64 = 20;
 /// Long enough for every offer to be accepted in time; the test then waits it out.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Commands per ticket on the hot path (create with its offer, accept, complete): at most.
-const HOT_PATH_BUDGET: u64 = 34;
+const HOT_PATH_BUDGET: u64 = 33;
 /// Commands per ticket in all, the deadline's drop, the ledger's reads and the purge included:
 /// at most.
-const LIFE_BUDGET: u64 = 40;
+const LIFE_BUDGET: u64 = 39;
 
 /// Runs `f` and adds what Redis ran meanwhile to `into`.
 async fn counted<T>(

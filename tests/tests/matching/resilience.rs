@@ -1,12 +1,14 @@
 //! Routing where the state is not what this build would have left: a queue entry of a ticket
 //! that is no longer queued (what an older build sharing the Redis during a rolling deploy
-//! leaves when it moves a ticket without recording where it waits), and a preferred agent that
-//! became free between two calls of one routing. Driven through the store's calls.
+//! leaves when it moves a ticket without recording where it waits), a pending offer that the
+//! agent's hash does not describe (made by an older build, or described for another offer), and
+//! a preferred agent that became free between two calls of one routing. Driven through the
+//! store's calls.
 
 use e2e::direct::{online_agent, ticket_fields};
 use e2e::{delete_namespace_keys, fresh_namespace, REDIS_URL};
 use serde_json::{json, Value};
-use shared::domain::{RequestedStatus, TicketId};
+use shared::domain::{OfferId, RequestedStatus, TicketId};
 use shared::store::{CreatedTicket, NewTicketFields, Routed, Store};
 
 async fn store() -> (Store, String) {
@@ -116,4 +118,49 @@ async fn a_preferred_agent_free_by_the_next_call_of_a_routing_gets_the_ticket() 
         "the preferred agent, eligible now, gets it: {next:?}"
     );
     delete_namespace_keys(&mut store.conn(), &namespace).await;
+}
+
+#[tokio::test]
+async fn an_offer_the_agents_hash_does_not_describe_is_answered_from_its_record() {
+    let (store, namespace) = store().await;
+    let a = online_agent(&store, "a", &profile(json!({})), true).await;
+    let keys = store.keys().clone();
+    let mut conn = store.conn();
+    // What the agent's hash says of its pending offer: nothing (an older build made it), or
+    // another offer (this build's earlier one, left when an older build made this one).
+    for pending in [None, Some("o-other|t-other|99999999999999")] {
+        let t = TicketId::generate();
+        let Routed::Offered { offer, .. } = routed(&store, &t, &fields(json!({}), None), 256).await
+        else {
+            panic!("the free agent is offered the ticket");
+        };
+        let offer = OfferId::try_from(offer.as_str()).expect("an offer id");
+        let _: () = match pending {
+            None => redis::cmd("HDEL")
+                .arg(keys.agent("a"))
+                .arg("pending")
+                .query_async(&mut conn)
+                .await
+                .expect("HDEL"),
+            Some(p) => redis::cmd("HSET")
+                .arg(keys.agent("a"))
+                .arg("pending")
+                .arg(p)
+                .query_async(&mut conn)
+                .await
+                .expect("HSET"),
+        };
+        let frame = store.accept(&a, &offer).await.expect("accepted");
+        assert_eq!(frame.ticket_id, t.as_str(), "pending {pending:?}");
+        let again = store
+            .accept(&a, &offer)
+            .await
+            .expect("accepting again answers the same");
+        assert_eq!(again.ticket_id, t.as_str());
+        store
+            .complete(&a, &t, shared::domain::Outcome::Resolved, None)
+            .await
+            .expect("completed");
+    }
+    delete_namespace_keys(&mut conn, &namespace).await;
 }
