@@ -114,12 +114,21 @@ impl Application {
             }),
         );
         let server = HttpServer::new(move || {
+            // Each worker its own Redis connection, driven on its own thread.
+            let own = data
+                .0
+                .with_own_connection()
+                .unwrap_or_else(|_| (**data.0).clone());
+            let gateway = web::Data::new(Gateway {
+                store: own.clone(),
+                ..Gateway::clone(&gateway)
+            });
             App::new()
-                .app_data(data.0.clone())
+                .app_data(web::Data::new(own))
                 .app_data(data.1.clone())
                 .app_data(data.2.clone())
                 .app_data(data.3.clone())
-                .app_data(gateway.clone())
+                .app_data(gateway)
                 .app_data(readiness.clone())
                 .configure(health)
                 .service(

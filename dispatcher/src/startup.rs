@@ -103,17 +103,21 @@ impl Application {
             web::Data::new(PayRules {
                 breaks_paid: settings.breaks_paid,
             }),
-            web::Data::new(matcher.clone()),
         );
         let server = HttpServer::new(move || {
+            // Each worker its own Redis connection, driven on its own thread.
+            let own = data
+                .0
+                .with_own_connection()
+                .unwrap_or_else(|_| (**data.0).clone());
             App::new()
-                .app_data(data.0.clone())
+                .app_data(web::Data::new(own.clone()))
                 .app_data(data.1.clone())
                 .app_data(data.2.clone())
                 .app_data(data.3.clone())
                 .app_data(data.4.clone())
                 .app_data(data.5.clone())
-                .app_data(data.6.clone())
+                .app_data(web::Data::new(Matcher::new(own)))
                 .app_data(readiness.clone())
                 .configure(health)
                 .configure(routes::configure)

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
-/// Everything a connection needs, shared by all connections of this instance.
-#[derive(Debug)]
+/// Everything a connection needs, shared by all connections of this instance (each actix
+/// worker has a copy with a Redis connection of its own).
+#[derive(Debug, Clone)]
 pub struct Gateway {
     /// The store.
     pub store: Store,

@@ -12,6 +12,7 @@ mod ops;
 mod read;
 pub mod reply;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -67,11 +68,23 @@ impl From<redis::RedisError> for StoreError {
 /// default).
 pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How every store's connection connects, answers and reconnects.
+fn connection_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500))
+}
+
 /// A handle on one namespace of one Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
     conn: ConnectionManager,
+    /// Every connection of this store and of those made from it (`with_own_connection`), for
+    /// `ping`, which tries each: a readiness probe so also heals each after an outage.
+    connections: Arc<Mutex<Vec<ConnectionManager>>>,
     keys: Keys,
     /// How long the offers made inside a transition last: a transition that frees an agent
     /// offers it the next waiting ticket in the same atomic step (see `src/lua/matching.lua`).
@@ -90,17 +103,30 @@ impl Store {
     /// A store for `namespace` on the Redis at `url`. Connects lazily: only a malformed URL fails.
     pub fn open(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), connection_config())?;
         Ok(Self {
             client,
+            connections: Arc::new(Mutex::new(vec![conn.clone()])),
             conn,
             keys: Keys::new(namespace),
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
+        })
+    }
+
+    /// The same store on a multiplexed connection of its own, opened on first use. Its driver
+    /// task is spawned on the runtime of that first use, so a store made for each actix worker
+    /// (in the `HttpServer` factory) keeps each request's Redis calls on the worker's own
+    /// thread: no wake-up of the runtime that drives the shared connection, and back, per call.
+    pub fn with_own_connection(&self) -> Result<Self, redis::RedisError> {
+        let conn =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), connection_config())?;
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn.clone());
+        Ok(Self {
+            conn,
+            ..self.clone()
         })
     }
 
@@ -130,15 +156,24 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Whether Redis answers a PING within a second.
+    /// Whether Redis answers a PING within a second on every connection of this store and of
+    /// the stores made from it (a connection broken by an outage reconnects when used).
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), ping).await,
-            Ok(Ok(_))
-        )
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut all = true;
+        for mut conn in connections {
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            all &= matches!(
+                tokio::time::timeout(Duration::from_secs(1), ping).await,
+                Ok(Ok(_))
+            );
+        }
+        all
     }
 
     /// Loads (or replaces) the function library.
