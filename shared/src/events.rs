@@ -550,6 +550,45 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_created_carries_its_offer_only_when_offered_at_once() {
+        let id = StreamId { ms: 1, seq: 0 };
+        let parked = fields(&[
+            ("type", "ticket_created"),
+            ("ts", "1"),
+            ("ticket", "t-1"),
+            ("language", "sv"),
+            ("priority", "5"),
+        ]);
+        let e = StreamEvent::parse(id, &parked).expect("a creation");
+        assert!(matches!(
+            &e.event,
+            Event::TicketCreated { agent, offer, expires: None, .. } if agent.is_empty() && offer.is_empty()
+        ));
+        assert_eq!(e.event.agent(), None);
+        assert_eq!(e.to_fields(), parked);
+        let mut offered = parked.clone();
+        offered.extend(fields(&[
+            ("agent", "a-1"),
+            ("offer", "o-1"),
+            ("expires", "21"),
+        ]));
+        let e = StreamEvent::parse(id, &offered).expect("a creation with its offer");
+        assert_eq!(
+            e.event,
+            Event::TicketCreated {
+                ticket: "t-1".into(),
+                language: "sv".into(),
+                priority: 5,
+                agent: "a-1".into(),
+                offer: "o-1".into(),
+                expires: Some(21),
+            }
+        );
+        assert_eq!(e.event.agent(), Some("a-1"));
+        assert_eq!(e.to_fields(), offered);
+    }
+
+    #[test]
     fn an_empty_agent_is_no_agent_and_optional_fields_default() {
         let e = StreamEvent::parse(
             StreamId { ms: 1, seq: 0 },
