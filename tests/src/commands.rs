@@ -13,26 +13,45 @@ pub struct Calls(pub BTreeMap<String, u64>);
 impl Calls {
     /// The server's counts now.
     pub async fn read(conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<Self> {
+        Ok(Self::read_with_usec(conn).await?.0)
+    }
+
+    /// The server's counts and microseconds (as [`Calls::parse_usec`]) now, from one `INFO`.
+    pub async fn read_with_usec(
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<(Self, Self)> {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(conn)
             .await?;
-        Ok(Self::parse(&info))
+        Ok((Self::parse(&info), Self::parse_usec(&info)))
     }
 
     /// Parses `INFO commandstats` (`cmdstat_hset:calls=3,usec=...`).
     pub fn parse(info: &str) -> Self {
+        Self::parse_field(info, "calls")
+    }
+
+    /// The microseconds the server spent in each command, from the same `INFO commandstats`
+    /// (an `fcall`'s include those of the commands its function ran).
+    pub fn parse_usec(info: &str) -> Self {
+        Self::parse_field(info, "usec")
+    }
+
+    /// Field `field` of every command's line, by command name.
+    fn parse_field(info: &str, field: &str) -> Self {
+        let prefix = format!("{field}=");
         Self(
             info.lines()
                 .filter_map(|l| l.strip_prefix("cmdstat_"))
                 .filter_map(|l| {
                     let (name, rest) = l.split_once(':')?;
-                    let calls = rest
+                    let n = rest
                         .split(',')
-                        .find_map(|kv| kv.strip_prefix("calls="))?
+                        .find_map(|kv| kv.strip_prefix(prefix.as_str()))?
                         .parse()
                         .ok()?;
-                    Some((name.to_owned(), calls))
+                    Some((name.to_owned(), n))
                 })
                 .collect(),
         )

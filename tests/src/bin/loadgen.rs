@@ -324,7 +324,7 @@ async fn run_all(
         _ => None,
     };
     let calls_before = match redis_conn.as_mut() {
-        Some(conn) => e2e::commands::Calls::read(conn).await.ok(),
+        Some(conn) => e2e::commands::Calls::read_with_usec(conn).await.ok(),
         None => None,
     };
     let cpu_before = procs.cpu();
@@ -357,12 +357,17 @@ async fn run_all(
     }
     let measured_secs = measured.elapsed().as_secs_f64();
     let cpu_after = procs.cpu();
-    let calls = match (redis_conn.as_mut(), &calls_before) {
-        (Some(conn), Some(before)) => e2e::commands::Calls::read(conn)
-            .await
-            .ok()
-            .map(|after| after.since(before)),
-        _ => None,
+    let (calls, usec) = match (redis_conn.as_mut(), &calls_before) {
+        (Some(conn), Some((calls_before, usec_before))) => {
+            match e2e::commands::Calls::read_with_usec(conn).await {
+                Ok((calls, usec)) => (
+                    Some(calls.since(calls_before)),
+                    Some(usec.since(usec_before)),
+                ),
+                Err(_) => (None, None),
+            }
+        }
+        _ => (None, None),
     };
     let rss_after = procs.rss();
     let cpu = procs.cpu_ms(&cpu_before, &cpu_after);
@@ -452,6 +457,14 @@ async fn run_all(
     let extra = json!({
         "run_id": format!("{:08x}", ctx.run),
         "redis_commands_by_name_per_match": calls.as_ref().map(|c| c.describe(col.assigned)),
+        // Redis's time inside function calls (theirs and their commands'), per match: the rest
+        // of its CPU is the event loop, the sockets and the commands called directly.
+        "redis_function_us_per_match": match &usec {
+            Some(u) if col.assigned > 0 => {
+                json!(u.0.get("fcall").copied().unwrap_or(0) as f64 / col.assigned as f64)
+            }
+            _ => Value::Null,
+        },
         "idle": args.idle,
         "agents_connected": connected,
         "agents_failed": ctx.failed.load(Ordering::Relaxed),
