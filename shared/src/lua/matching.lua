@@ -61,11 +61,9 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
   a.offer = oid
   Agent.reindex(P, aid, a, {'offer', oid, 'pending', oid .. '|' .. tid .. '|' .. U.fmt(expires)})
   -- A ticket offered in the call that creates it has one event for both (`Ticket.create`).
-  local made = {'agent', aid, 'offer', oid, 'expires', U.fmt(expires)}
-  if t.creating then
-    t.creating = made
-  else
-    U.emit(P, now, 'offer_created', {'ticket', tid, unpack(made)})
+  if not t.creating then
+    U.emit(P, now, 'offer_created', {'ticket', tid, 'agent', aid, 'offer', oid, 'expires',
+      U.fmt(expires)})
   end
   -- A ticket created in this call has what the offer shows at hand; others read it.
   if not t.summary then

@@ -116,12 +116,15 @@ function Ticket.create(keys, args)
   end
   t.creating = true
   local routed = Match.route(P, tid, t, now, Match.offers(args[5], args[6]), 0, limit)
-  -- Offered at once, its event says so (no `offer_created` of its own).
-  local created = {'ticket', tid, 'language', t.lang, 'priority', t.prio}
-  if t.creating ~= true then
-    for _, v in ipairs(t.creating) do created[#created + 1] = v end
-  end
   t.creating = nil
+  -- Offered at once ({'offered', agent, deadline, offer id}), its event says so (and there is
+  -- no `offer_created` of its own).
+  local created = {'ticket', tid, 'language', t.lang, 'priority', t.prio}
+  if routed[1] == 'offered' then
+    for _, v in ipairs({'agent', routed[2], 'offer', routed[4], 'expires', routed[3]}) do
+      created[#created + 1] = v
+    end
+  end
   U.emit(P, now, 'ticket_created', created)
   -- Not routed yet (nobody eligible in the first `limit` index entries): a dispatcher goes on,
   -- and the others take over if it dies.
