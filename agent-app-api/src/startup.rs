@@ -115,10 +115,7 @@ impl Application {
         );
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
-            let own = data
-                .0
-                .with_own_connection()
-                .unwrap_or_else(|_| (**data.0).clone());
+            let own = data.0.with_own_connection();
             let gateway = web::Data::new(Gateway {
                 store: own.clone(),
                 ..Gateway::clone(&gateway)

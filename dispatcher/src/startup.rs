@@ -106,10 +106,7 @@ impl Application {
         );
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
-            let own = data
-                .0
-                .with_own_connection()
-                .unwrap_or_else(|_| (**data.0).clone());
+            let own = data.0.with_own_connection();
             App::new()
                 .app_data(web::Data::new(own.clone()))
                 .app_data(data.1.clone())

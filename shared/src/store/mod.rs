@@ -117,17 +117,24 @@ impl Store {
     /// task is spawned on the runtime of that first use, so a store made for each actix worker
     /// (in the `HttpServer` factory) keeps each request's Redis calls on the worker's own
     /// thread: no wake-up of the runtime that drives the shared connection, and back, per call.
-    pub fn with_own_connection(&self) -> Result<Self, redis::RedisError> {
-        let conn =
-            ConnectionManager::new_lazy_with_config(self.client.clone(), connection_config())?;
-        self.connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(conn.clone());
-        Ok(Self {
-            conn,
-            ..self.clone()
-        })
+    /// (Should that connection not be made, the store shares this one, and says so in the log.)
+    pub fn with_own_connection(&self) -> Self {
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), connection_config()) {
+            Ok(conn) => {
+                self.connections
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(conn.clone());
+                Self {
+                    conn,
+                    ..self.clone()
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no Redis connection of its own: sharing the store's");
+                self.clone()
+            }
+        }
     }
 
     /// The same store, making offers that last `timeout` (`OFFER_TIMEOUT_SECS`).
