@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 
-use shared::protocol::Push;
 use tokio::sync::mpsc;
+
+use crate::push::Delivery;
 
 /// How many frames may wait for one slow client before it is dropped.
 pub const OUTBOUND_CAPACITY: usize = 64;
@@ -43,7 +44,7 @@ enum Command {
         agent: String,
         conn: String,
     },
-    Deliver(Push),
+    Deliver(Delivery),
 }
 
 /// A clonable handle on the hub task.
@@ -92,8 +93,8 @@ impl Hub {
     }
 
     /// Delivers a push to the agent's connection, if this instance holds it.
-    pub async fn deliver(&self, push: Push) {
-        let _ = self.tx.send(Command::Deliver(push)).await;
+    pub async fn deliver(&self, delivery: Delivery) {
+        let _ = self.tx.send(Command::Deliver(delivery)).await;
     }
 }
 
@@ -131,36 +132,19 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                     retiring.remove(&agent);
                 }
             }
-            Command::Deliver(push) => {
-                let Some((conn, tx)) = live.get(push.agent()) else {
+            Command::Deliver(Delivery {
+                agent,
+                conn: target,
+                out,
+            }) => {
+                let Some((conn, tx)) = live.get(&agent) else {
                     continue;
                 };
-                let out = match &push {
-                    Push::Close {
-                        conn: target, code, ..
-                    } => {
-                        if target != conn {
-                            continue;
-                        }
-                        Outbound::Close(*code)
-                    }
-                    other => match other.to_server_message() {
-                        Some(msg) => Outbound::Frame {
-                            text: msg.to_text(None),
-                            offer_id: match other {
-                                Push::Offer { offer_id, .. } => Some(offer_id.clone()),
-                                _ => None,
-                            },
-                        },
-                        None => continue,
-                    },
-                };
+                if target.is_some_and(|target| target != *conn) {
+                    continue;
+                }
                 if tx.try_send(out).is_err() {
-                    tracing::warn!(
-                        agent = push.agent(),
-                        "client too slow to take its frames; dropping it"
-                    );
-                    let agent = push.agent().to_owned();
+                    tracing::warn!(agent, "client too slow to take its frames; dropping it");
                     if let Some((_, tx)) = live.remove(&agent) {
                         // The connection task notices the closed channel and hangs up.
                         drop(tx);
@@ -175,40 +159,56 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
 mod tests {
     use super::*;
     use shared::domain::AgentStatus;
-    use shared::protocol::StatusReason;
+    use shared::protocol::{Push, StatusReason};
+
+    async fn deliver(hub: &Hub, push: Push) {
+        hub.deliver(Delivery::from_push(&push)).await;
+    }
 
     #[tokio::test]
     async fn pushes_reach_the_registered_connection_only() {
         let hub = Hub::start();
         let (tx, mut rx) = mpsc::channel(4);
         hub.register("a", "c1", tx).await;
-        hub.deliver(Push::Status {
-            agent: "a".into(),
-            status: AgentStatus::Away,
-            reason: StatusReason::MissedOffers,
-        })
+        deliver(
+            &hub,
+            Push::Status {
+                agent: "a".into(),
+                status: AgentStatus::Away,
+                reason: StatusReason::MissedOffers,
+            },
+        )
         .await;
-        hub.deliver(Push::Status {
-            agent: "b".into(),
-            status: AgentStatus::Away,
-            reason: StatusReason::MissedOffers,
-        })
+        deliver(
+            &hub,
+            Push::Status {
+                agent: "b".into(),
+                status: AgentStatus::Away,
+                reason: StatusReason::MissedOffers,
+            },
+        )
         .await;
         let Some(Outbound::Frame { text, .. }) = rx.recv().await else {
             panic!("a frame was expected");
         };
         assert!(text.contains("\"missed_offers\""));
-        hub.deliver(Push::Close {
-            agent: "a".into(),
-            conn: "other".into(),
-            code: 4009,
-        })
+        deliver(
+            &hub,
+            Push::Close {
+                agent: "a".into(),
+                conn: "other".into(),
+                code: 4009,
+            },
+        )
         .await;
-        hub.deliver(Push::Close {
-            agent: "a".into(),
-            conn: "c1".into(),
-            code: 4009,
-        })
+        deliver(
+            &hub,
+            Push::Close {
+                agent: "a".into(),
+                conn: "c1".into(),
+                code: 4009,
+            },
+        )
         .await;
         assert_eq!(rx.recv().await, Some(Outbound::Close(4009)));
     }
@@ -239,10 +239,13 @@ mod tests {
         hub.register("a", "c1", tx1).await;
         hub.register("a", "c2", tx2).await;
         hub.unregister("a", "c2").await;
-        hub.deliver(Push::TicketCancelled {
-            agent: "a".into(),
-            ticket_id: "t".into(),
-        })
+        deliver(
+            &hub,
+            Push::TicketCancelled {
+                agent: "a".into(),
+                ticket_id: "t".into(),
+            },
+        )
         .await;
         assert!(matches!(rx1.recv().await, Some(Outbound::Frame { .. })));
     }

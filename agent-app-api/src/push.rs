@@ -6,11 +6,98 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
+use shared::domain::Timestamp;
 use shared::protocol::Push;
 use shared::store::{Store, GATEWAY_HEARTBEAT};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Outbound};
+
+/// A push as the hub hands it on: whose connection it is for, and what to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The agent.
+    pub agent: String,
+    /// The connection a close is for (a newer connection of the agent is left open).
+    pub conn: Option<String>,
+    /// The frame or the close.
+    pub out: Outbound,
+}
+
+impl Delivery {
+    /// Reads what the Redis functions published: a frame ready to send behind a line of
+    /// routing (`U.push` in shared/src/lua/util.lua: "f1", agent, kind, then the offer and its
+    /// deadline in ms or the connection and its close code, then the frame), to which only an
+    /// offer's `expires_at` is added here; or, from an older build, a [`Push`] as JSON.
+    pub fn parse(payload: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
+        let Some(routed) = text.strip_prefix("f1\n") else {
+            let push: Push = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            return Ok(Self::from_push(&push));
+        };
+        let mut parts = routed.splitn(5, '\n');
+        let mut part = || parts.next().ok_or("a routing line is missing");
+        let (agent, kind, first, second, frame) = (part()?, part()?, part()?, part()?, part()?);
+        let (conn, out) = match kind {
+            "close" => {
+                let code = second
+                    .parse()
+                    .map_err(|_| format!("close code {second:?}"))?;
+                (Some(first.to_owned()), Outbound::Close(code))
+            }
+            "offer" => {
+                let expires: i64 = second.parse().map_err(|_| format!("deadline {second:?}"))?;
+                let open = frame
+                    .strip_suffix('}')
+                    .ok_or("an offer frame that is no object")?;
+                let at = serde_json::to_string(&Timestamp::from_millis(expires))
+                    .map_err(|e| e.to_string())?;
+                let text = format!("{open},\"expires_at\":{at}}}");
+                let offer_id = Some(first.to_owned());
+                (None, Outbound::Frame { text, offer_id })
+            }
+            _ => {
+                let text = frame.to_owned();
+                (
+                    None,
+                    Outbound::Frame {
+                        text,
+                        offer_id: None,
+                    },
+                )
+            }
+        };
+        Ok(Self {
+            agent: agent.to_owned(),
+            conn,
+            out,
+        })
+    }
+
+    /// What an older build's [`Push`] delivers.
+    pub fn from_push(push: &Push) -> Self {
+        let (conn, out) = match push {
+            Push::Close { conn, code, .. } => (Some(conn.clone()), Outbound::Close(*code)),
+            other => {
+                let offer_id = match other {
+                    Push::Offer { offer_id, .. } => Some(offer_id.clone()),
+                    _ => None,
+                };
+                // Every push but a close carries a frame.
+                let text = other
+                    .to_server_message()
+                    .map(|m| m.to_text(None))
+                    .unwrap_or_default();
+                (None, Outbound::Frame { text, offer_id })
+            }
+        };
+        Self {
+            agent: push.agent().to_owned(),
+            conn,
+            out,
+        }
+    }
+}
 
 /// Whether the push subscription is live: without it this instance cannot deliver offers, so
 /// `/readyz` says it is not ready.
@@ -29,9 +116,10 @@ impl Subscription {
 }
 
 /// Delivers the pushes for this instance's agents to the hub until `shutdown`, resubscribing
-/// after errors: those on its own channel (`Keys::push_gateway`), and those on the channel every
-/// gateway reads, where a dispatcher of an older build, or one pushing for an agent that
-/// connected through an older gateway, sends them. A push lost while disconnected is harmless:
+/// after errors: those on its own channel (`Keys::push_gateway`), frames ready to send or, from
+/// an older build's functions, JSON; and those on the channel every gateway reads, where a
+/// dispatcher of a build older still, or one pushing for an agent that connected through such a
+/// gateway, sends them. A push lost while disconnected is harmless:
 /// its offer lapses and is re-routed.
 pub async fn subscribe(
     store: Store,
@@ -59,8 +147,8 @@ pub async fn subscribe(
                             () = shutdown.cancelled() => return,
                             msg = messages.next() => match msg {
                                 None => break,
-                                Some(msg) => match serde_json::from_slice::<Push>(msg.get_payload_bytes()) {
-                                    Ok(push) => hub.deliver(push).await,
+                                Some(msg) => match Delivery::parse(msg.get_payload_bytes()) {
+                                    Ok(delivery) => hub.deliver(delivery).await,
                                     Err(e) => tracing::error!(error = %e, "unreadable push"),
                                 },
                             }
@@ -101,4 +189,76 @@ pub async fn heartbeat(store: Store, instance: String, shutdown: CancellationTok
     }
     let mut conn = store.conn();
     let _: Result<i64, _> = conn.zrem(store.keys().gateways(), &instance).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(delivery: &Delivery) -> serde_json::Value {
+        let Outbound::Frame { text, .. } = &delivery.out else {
+            panic!("a frame was expected: {delivery:?}");
+        };
+        serde_json::from_str(text).expect("the frame is JSON")
+    }
+
+    #[test]
+    fn an_offer_gets_its_deadline_as_a_timestamp() {
+        let d = Delivery::parse(
+            b"f1\na-1\noffer\no-9\n1700000000123\n{\"type\":\"offer\",\"offer_id\":\"o-9\"}",
+        )
+        .expect("a frame");
+        assert_eq!(d.agent, "a-1");
+        assert_eq!(d.conn, None);
+        assert!(matches!(&d.out, Outbound::Frame { offer_id: Some(o), .. } if o == "o-9"));
+        let f = frame(&d);
+        assert_eq!(f["offer_id"], "o-9");
+        let at = serde_json::to_value(Timestamp::from_millis(1_700_000_000_123)).expect("json");
+        assert_eq!(f["expires_at"], at);
+    }
+
+    #[test]
+    fn a_close_names_its_connection_and_other_frames_pass_as_they_are() {
+        let d = Delivery::parse(b"f1\na-1\nclose\nc-2\n4009\n").expect("a close");
+        assert_eq!(d.conn.as_deref(), Some("c-2"));
+        assert_eq!(d.out, Outbound::Close(4009));
+        let body = r#"{"type":"ticket_cancelled","ticket_id":"t-1"}"#;
+        let d = Delivery::parse(format!("f1\na-1\nticket_cancelled\n\n\n{body}").as_bytes())
+            .expect("a frame");
+        assert_eq!(
+            d.out,
+            Outbound::Frame {
+                text: body.into(),
+                offer_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_older_builds_json_push_still_delivers() {
+        let d = Delivery::parse(
+            br#"{"kind":"status","agent":"a-1","status":"away","reason":"missed_offers"}"#,
+        )
+        .expect("a push");
+        assert_eq!(d.agent, "a-1");
+        assert_eq!(frame(&d)["reason"], "missed_offers");
+    }
+
+    #[test]
+    fn unreadable_pushes_say_why() {
+        for bad in [
+            &b"f1\na-1\noffer"[..],
+            b"f1\na-1\nclose\nc\nsoon\n",
+            b"f1\na-1\noffer\no\nlater\n{}",
+            b"f1\na-1\noffer\no\n1\n[]",
+            b"{\"kind\":\"dance\"}",
+            b"\xff",
+        ] {
+            assert!(
+                Delivery::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -33,7 +33,7 @@
 //! | `lease:<name>` | string | who holds a lease (the ledger writer) |
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
 //! | `push` | channel | messages for every gateway ([`crate::protocol::Push`]): those for agents whose gateway has no channel of its own (an older build) |
-//! | `push:<instance>` | channel | messages for the agents connected through one gateway instance |
+//! | `push:<instance>` | channel | messages for the agents connected through one gateway instance: frames ready to send (`U.push`), or [`crate::protocol::Push`] JSON for a gateway of the previous build |
 
 /// A ticket's class, as `src/lua/queues.lua` names it: what it needs of an agent besides the
 /// language, `refunds:3,disputes:2@north` (skills as stored, `@` then the region, if any).

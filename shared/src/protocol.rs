@@ -2,8 +2,10 @@
 //!
 //! `ClientMessage` and `ServerMessage` are the two enums of the wire, tagged by `type`. A client
 //! frame is parsed in exactly one place, [`parse_client_frame`], which also pulls out the `ref`
-//! to echo. [`Push`] is what the dispatcher's Redis functions publish for the gateways; the gateway
-//! turns it into a `ServerMessage`, so every frame's shape is defined here and only here.
+//! to echo. [`Push`] is what the Redis functions publish for a gateway of an earlier build; the
+//! gateway turns it into a `ServerMessage`. This build's functions build the frames of pushes
+//! themselves (`U.FRAMES`); the end-to-end tests check every frame they receive against
+//! `ServerMessage`, which stays the one definition of a frame's shape.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -289,10 +291,11 @@ impl ServerMessage {
     }
 }
 
-/// What the Redis functions publish for the gateways on the namespace's push channel.
-///
-/// Every gateway instance receives every push and delivers it only if it holds the agent's live
-/// connection. A push lost in transit is harmless: the offer it carried lapses and is re-routed.
+/// What the Redis functions publish, as JSON, for a gateway of an earlier build (this build's
+/// gateways get the frame itself, ready to send: `U.push` in shared/src/lua/util.lua, read by
+/// agent-app-api's `push::Delivery`), on its own channel or on the namespace's channel every
+/// gateway reads. A gateway delivers it only if it holds the agent's live connection. A push
+/// lost in transit is harmless: the offer it carried lapses and is re-routed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Push {

@@ -163,11 +163,7 @@ impl AgentClient {
                 Ok(msg) => msg,
             };
             match msg {
-                Some(Ok(Message::Text(t))) => {
-                    return Ok(Some(
-                        serde_json::from_str(&t).expect("server frames are JSON"),
-                    ))
-                }
+                Some(Ok(Message::Text(t))) => return Ok(Some(exact_frame(&t))),
                 Some(Ok(Message::Close(frame))) => return Err(closed(frame)),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => {
@@ -264,4 +260,20 @@ fn closed(frame: Option<CloseFrame>) -> Closed {
             reason: String::new(),
         },
     }
+}
+
+/// A server frame as JSON, which must be exactly a `ServerMessage` (and the `ref` it echoes): the
+/// same value once read as one and written again, whoever made it (the gateway, or a Redis
+/// function that built a push's frame itself).
+pub fn exact_frame(text: &str) -> Value {
+    let frame: Value = serde_json::from_str(text).expect("server frames are JSON");
+    let msg: shared::protocol::ServerMessage = serde_json::from_value(frame.clone())
+        .unwrap_or_else(|e| panic!("not a ServerMessage ({e}): {text}"));
+    let again: Value =
+        serde_json::from_str(&msg.to_text(frame.get("ref"))).expect("a ServerMessage is JSON");
+    assert_eq!(
+        frame, again,
+        "a frame with more or other than a ServerMessage"
+    );
+    frame
 }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 mod agent;
 pub mod commands;
 pub mod direct;
-pub use agent::{handshake, ws_url, AgentClient, Closed, Ws};
+pub use agent::{exact_frame, handshake, ws_url, AgentClient, Closed, Ws};
 
 /// The shared secret of test tokens.
 pub const SECRET: &str = "test-secret";

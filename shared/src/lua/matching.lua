@@ -71,7 +71,7 @@ function Match.reserve(P, tid, t, aid, a, oid, timeout_ms, now)
     for i, f in ipairs(Ticket.SHOWN) do t[f] = shown[i] end
   end
   U.push(P, a, {kind = 'offer', agent = aid, offer_id = oid, ticket_id = tid, summary = t.summary,
-    language = t.lang, skills = cjson.decode(t.skills), priority = tonumber(t.prio),
+    language = t.lang, skills = t.skills, priority = tonumber(t.prio),
     created_ms = tonumber(t.created), now_ms = now, expires_ms = expires})
   return expires
 end

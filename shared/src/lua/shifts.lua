@@ -132,10 +132,10 @@ function Shift.connect(keys, args)
   end
   redis.call('ZREM', K.key(P, 'grace'), aid)
   a.connected, a.conn, a.inst = '1', conn, inst
-  -- A gateway that listens on a channel of its own says so; an older one does not, and its
-  -- agents' pushes go on the channel every gateway reads.
+  -- What the gateway reads (`U.push`): `args[6]` is '2' for frames on its own channel, '1' for
+  -- pushes as JSON there (an older gateway), nothing for the channel every gateway reads.
   a.pinst = ''
-  if args[6] == '1' then a.pinst = inst end
+  if args[6] == '2' then a.pinst = inst .. ' frames' elseif args[6] == '1' then a.pinst = inst end
   redis.call('SADD', K.key(P, 'gateway_conns', inst), aid)
   Agent.reindex(P, aid, a, {'connected', '1', 'conn', conn, 'inst', inst, 'pinst', a.pinst,
     'last_seen', U.fmt(now)})

@@ -92,10 +92,51 @@ function U.id_at_or_before(a, b)
   return am < bm or (am == bm and tonumber(as) <= tonumber(bs))
 end
 
--- Publishes `msg` (a shared/src/protocol.rs `Push`) for agent `a`'s gateway: on that gateway's
--- own channel if the agent connected through a gateway that listens on one (`pinst` names it),
--- so that no other gateway reads it; else (an older gateway) on the channel all of them read.
+-- The frame (API.md §6, shared/src/protocol.rs `ServerMessage`) a push shows the agent, built by
+-- concatenation: an offer's `skills` are the ticket's stored JSON, spliced as they are, and its
+-- `expires_at` is left for the gateway to add (Lua has no calendar; `Push::frame` parses this).
+local function E(v) return cjson.encode(v) end
+U.FRAMES = {
+  offer = function(m)
+    return '{"type":"offer","offer_id":' .. E(m.offer_id) .. ',"ticket_id":' .. E(m.ticket_id)
+      .. ',"summary":' .. E(m.summary) .. ',"language":' .. E(m.language) .. ',"skills":'
+      .. m.skills .. ',"priority":' .. U.fmt(m.priority) .. ',"waited_secs":'
+      .. U.fmt(math.max(0, math.floor((m.now_ms - m.created_ms) / 1000))) .. '}'
+  end,
+  offer_revoked = function(m)
+    return '{"type":"offer_revoked","offer_id":' .. E(m.offer_id) .. ',"ticket_id":'
+      .. E(m.ticket_id) .. ',"reason":' .. E(m.reason) .. '}'
+  end,
+  ticket_cancelled = function(m)
+    return '{"type":"ticket_cancelled","ticket_id":' .. E(m.ticket_id) .. '}'
+  end,
+  status = function(m)
+    return '{"type":"status","status":' .. E(m.status) .. ',"reason":' .. E(m.reason) .. '}'
+  end,
+}
+
+-- Publishes `msg` (a shared/src/protocol.rs `Push` as a table; an offer's `skills` as the stored
+-- JSON text) for agent `a`'s gateway. `pinst` says what that gateway reads: `<inst> frames`, the
+-- frame ready to send behind a line of routing (`Push::frame` reads it: "f1", agent, kind, then
+-- the offer and its deadline or the connection and its close code), on the gateway's own
+-- channel; `<inst>` (an older gateway), the `Push` as JSON on its own channel; empty (older
+-- still), the JSON on the channel every gateway reads.
 function U.push(P, a, msg)
+  if a and not U.blank(a.inst) then
+    if a.pinst == a.inst .. ' frames' then
+      local head, body = {'f1', msg.agent, msg.kind, '', ''}, ''
+      if msg.kind == 'close' then
+        head[4], head[5] = msg.conn, U.fmt(msg.code)
+      else
+        if msg.kind == 'offer' then head[4], head[5] = msg.offer_id, U.fmt(msg.expires_ms) end
+        body = U.FRAMES[msg.kind](msg)
+      end
+      head[6] = body
+      redis.call('PUBLISH', K.key(P, 'push_gateway', a.inst), table.concat(head, '\n'))
+      return
+    end
+  end
+  if msg.kind == 'offer' then msg.skills = cjson.decode(msg.skills) end
   local channel = K.key(P, 'push_channel')
   if a and not U.blank(a.inst) and a.pinst == a.inst then
     channel = K.key(P, 'push_gateway', a.inst)

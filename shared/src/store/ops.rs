@@ -345,8 +345,8 @@ impl Store {
     }
 
     /// Binds the agent's live connection to `conn` on gateway `instance`, whose pushes then go
-    /// on that instance's own channel. An agent free again is offered the best waiting ticket
-    /// (in the reply's `offer_id`).
+    /// on that instance's own channel, as frames ready to send. An agent free again is offered
+    /// the best waiting ticket (in the reply's `offer_id`).
     pub async fn connect(
         &self,
         agent: &AgentId,
@@ -354,10 +354,11 @@ impl Store {
         instance: &str,
     ) -> Result<ConnectReply, StoreError> {
         let next = self.next_offer();
-        // This build's gateways listen on their own push channel (`Keys::push_gateway`).
+        // This build's gateways read frames ready to send on their own push channel
+        // (`Keys::push_gateway`, `U.push`).
         self.call(
             Function::Connect,
-            &[agent.as_str(), conn, instance, &next[0], &next[1], "1"],
+            &[agent.as_str(), conn, instance, &next[0], &next[1], "2"],
         )
         .await
     }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use agent_app_api::hub::Outbound;
+use agent_app_api::push::Delivery;
 use e2e::{profile, spawn_app, ticket, AgentClient, TestApp};
 use serde_json::json;
 
@@ -236,8 +238,9 @@ async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
         .await
         .expect("the agent's gateway");
     assert_eq!(
-        pinst, inst,
-        "a gateway of this build has a channel of its own"
+        pinst,
+        format!("{inst} frames"),
+        "a gateway of this build reads frames on a channel of its own"
     );
     let mut pubsub = redis::Client::open(e2e::REDIS_URL)
         .expect("a Redis URL")
@@ -264,6 +267,53 @@ async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
         keys.push_gateway(&inst),
         "the offer went on the gateway's channel, not the one every gateway reads"
     );
+    assert!(
+        msg.get_payload_bytes().starts_with(b"f1\n"),
+        "the push is a frame ready to send"
+    );
+    let delivery = Delivery::parse(msg.get_payload_bytes()).expect("a readable push");
+    let Outbound::Frame { text, offer_id } = delivery.out else {
+        panic!("an offer frame was expected: {delivery:?}");
+    };
+    assert_eq!(e2e::exact_frame(&text), offer);
+    assert_eq!(offer_id.as_deref(), offer["offer_id"].as_str());
     let more = tokio::time::timeout(Duration::from_millis(300), messages.next()).await;
     assert!(more.is_err(), "one push, on one channel: {more:?}");
+}
+
+/// During a rolling deploy an agent may be recorded as connected through an older gateway: one
+/// that reads JSON pushes on its own channel (`pinst` is its instance), or one older still that
+/// reads the channel every gateway reads (`pinst` empty). This build's functions publish for
+/// each what it reads, and this build's gateway, which the agent is really connected to, reads
+/// both: the agent gets the same frames.
+#[tokio::test]
+async fn pushes_for_agents_recorded_by_older_gateways_still_arrive() {
+    let app = spawn_app().await;
+    let mut one = app.available_agent("a-1", &agent_profile()).await;
+    let mut conn = app.redis().await;
+    let keys = shared::keys::Keys::new(&app.namespace);
+    let inst: String = redis::cmd("HGET")
+        .arg(keys.agent("a-1"))
+        .arg("inst")
+        .query_async(&mut conn)
+        .await
+        .expect("the agent's gateway");
+    for pinst in [inst.clone(), String::new()] {
+        let _: () = redis::cmd("HSET")
+            .arg(keys.agent("a-1"))
+            .arg("pinst")
+            .arg(&pinst)
+            .query_async(&mut conn)
+            .await
+            .expect("an older gateway's record");
+        let id = app
+            .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+            .await;
+        let offer = one.expect("offer").await;
+        assert_eq!(offer["ticket_id"], id.as_str(), "pinst {pinst:?}");
+        assert_eq!(offer["skills"], json!({"refunds": 3}), "pinst {pinst:?}");
+        app.cancel_ticket(&id).await;
+        let revoked = one.expect("offer_revoked").await;
+        assert_eq!(revoked["reason"], "cancelled", "pinst {pinst:?}");
+    }
 }
