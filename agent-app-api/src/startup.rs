@@ -53,7 +53,7 @@ fn readiness(store: &Store, ledger: &Ledger, subscription: &push::Subscription) 
     Readiness(vec![
         Probe::required("redis", move || {
             let store = store.clone();
-            async move { store.ping().await }
+            async move { store.takes_writes().await }
         }),
         Probe::required("push", move || {
             let live = subscription.is_live();

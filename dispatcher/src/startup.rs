@@ -52,7 +52,7 @@ fn readiness(store: &Store, ledger: &Ledger) -> Readiness {
     Readiness(vec![
         Probe::required("redis", move || {
             let store = store.clone();
-            async move { store.ping().await }
+            async move { store.takes_writes().await }
         }),
         Probe::optional("postgres", move || {
             let ledger = ledger.clone();

@@ -12,7 +12,7 @@ mod auth;
 mod body;
 mod health;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use shared::error::{ClientError, ErrorCode};
 use shared::store::{Store, StoreError};
@@ -86,10 +86,19 @@ fn rejected_detail(code: ErrorCode) -> &'static str {
     }
 }
 
-/// The problem document of an error.
+/// How long a client is told to wait (`Retry-After`, seconds) before retrying what a 503
+/// refused: about how long a Redis failover or reconnection takes.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// The problem document of an error; a 503 (Redis or PostgreSQL unavailable) says when to
+/// retry (`Retry-After`).
 pub fn problem(e: &ClientError) -> HttpResponse {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+    }
+    response
         .content_type("application/problem+json")
         .json(serde_json::json!({
             "type": format!("/problems/{}", e.code.as_str()),

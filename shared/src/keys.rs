@@ -34,6 +34,7 @@
 //! | `events` | stream | every state change (type, ids, `ts` from Redis's clock) |
 //! | `push` | channel | messages for every gateway ([`crate::protocol::Push`]): those for agents whose gateway has no channel of its own (an older build) |
 //! | `push:<instance>` | channel | messages for the agents connected through one gateway instance: frames ready to send (`U.push`), or [`crate::protocol::Push`] JSON for a gateway of the previous build |
+//! | `probe` | string | written by each readiness check (`/readyz`), to learn that Redis takes writes; expires after 10 s |
 
 /// A ticket's class, as `src/lua/queues.lua` names it: what it needs of an agent besides the
 /// language, `refunds:3,disputes:2@north` (skills as stored, `@` then the region, if any).
@@ -76,6 +77,7 @@ impl Keys {
         "events",
         "push_channel",
         "push_gateway",
+        "probe",
     ];
 
     /// Names for `namespace` (already validated as an identifier, so it holds no braces).
@@ -213,6 +215,11 @@ impl Keys {
     /// The event stream; also the key every function call is routed by.
     pub fn events(&self) -> String {
         self.key("events")
+    }
+
+    /// What each readiness check writes, to learn that Redis takes writes.
+    pub fn probe(&self) -> String {
+        self.key("probe")
     }
 
     /// The channel every gateway listens on.

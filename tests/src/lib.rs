@@ -241,6 +241,8 @@ pub struct Answer {
     pub body: Value,
     /// Content type.
     pub content_type: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 /// Sends a request as built (no token added; a 30 s timeout) and reads the answer.
@@ -262,11 +264,17 @@ pub async fn fetch_text(req: reqwest::RequestBuilder) -> (Answer, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let text = resp.text().await.unwrap_or_default();
     let answer = Answer {
         status,
         body: serde_json::from_str(&text).unwrap_or(Value::Null),
         content_type,
+        retry_after,
     };
     (answer, text)
 }

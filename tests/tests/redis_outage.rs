@@ -1,8 +1,10 @@
-//! If Redis goes away, the services stay up, `/readyz` turns 503, WebSocket clients get an
-//! `error` frame for what cannot be done, and everything resumes when Redis returns (API.md §1).
+//! If Redis goes away, or cannot take writes for a while (out of memory, demoted to a replica, a
+//! script running too long), the services stay up, answer 503 `unavailable` with `Retry-After`
+//! (never 500), `/readyz` turns 503, WebSocket clients get an `error` frame for what cannot be
+//! done, and everything resumes when Redis can write again (API.md §1, §11).
 //!
-//! The shared Redis of the other tests is left alone: this test runs its own `redis-server` on
-//! a free port, kills it and starts it again (empty) on the same port.
+//! The shared Redis of the other tests is left alone: these tests run their own `redis-server`
+//! on a free port, kill it and start it again (empty) on the same port, or reconfigure it.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -127,6 +129,11 @@ fn assert_unavailable(a: &Answer, what: &str) {
     );
     assert_eq!(a.body["status"], 503, "{what}: {a:?}");
     assert_eq!(a.body["code"], "unavailable", "{what}: {a:?}");
+    assert_eq!(
+        a.retry_after.as_deref(),
+        Some("2"),
+        "{what}: says when to retry: {a:?}"
+    );
     for field in ["type", "title", "detail"] {
         assert!(a.body[field].is_string(), "{what}: has {field}: {a:?}");
     }
@@ -223,4 +230,153 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
     agent.close().await;
     services.stop().await;
     redis.kill();
+}
+
+/// Runs `command` on the Redis at `url` and returns its reply; waits as long as it takes (a
+/// script that runs for seconds).
+async fn redis_command(url: &str, command: &[&str]) -> redis::Value {
+    let client = redis::Client::open(url).expect("redis url");
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connected");
+    let mut cmd = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut conn).await.expect("the command runs")
+}
+
+/// Waits until the Redis at `url` is a replica in sync with its primary.
+async fn wait_synced(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = redis_command(url, &["INFO", "replication"]).await;
+        let info: String = redis::from_redis_value(info).expect("INFO is text");
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never synced: {info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// While Redis cannot take writes (after `refuse`), a ticket's POST, a roster write and an
+/// agent's frame are refused as unavailable and `/readyz` is 503; once it can again (after
+/// `allow`), all resume, and the agent connected throughout gets the next ticket.
+async fn refused_then_resumed<R, A>(redis: &RedisServer, refuse: R, allow: A, why: &str)
+where
+    R: std::future::Future<Output = ()>,
+    A: std::future::Future<Output = ()>,
+{
+    let services = start_services(&redis.url()).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    let body = profile(&["sv"], json!({"refunds": 4}), 2);
+    let a = services.put_agent("a-1", &body).await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let mut agent = AgentClient::connect_available(&services.gateways[0], "a-1").await;
+
+    refuse.await;
+    for a in wait_readyz(&services, 503, Duration::from_secs(10)).await {
+        assert_unavailable(&a, &format!("/readyz, {why}"));
+    }
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_unavailable(&a, &format!("POST /v1/tickets, {why}"));
+    let a = services.put_agent("a-2", &body).await;
+    assert_unavailable(&a, &format!("PUT /v1/agents/a-2, {why}"));
+    agent
+        .send(json!({"type": "set_status", "status": "break", "ref": "w-1"}))
+        .await;
+    let error = agent.expect("error").await;
+    assert_eq!(error["code"], "unavailable", "{why}: {error}");
+    assert_eq!(error["ref"], "w-1", "{why}: {error}");
+
+    allow.await;
+    wait_readyz(&services, 200, Duration::from_secs(15)).await;
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_eq!(a.status, 201, "{why}, then writable: {a:?}");
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["ticket_id"], a.body["ticket_id"], "{why}: {offer}");
+    agent.close().await;
+    services.stop().await;
+}
+
+#[tokio::test]
+async fn a_redis_out_of_memory_answers_unavailable_until_it_has_room() {
+    let redis = RedisServer::start();
+    redis.wait_ready().await;
+    let url = redis.url();
+    refused_then_resumed(
+        &redis,
+        async {
+            redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await;
+        },
+        async {
+            redis_command(&url, &["CONFIG", "SET", "maxmemory", "0"]).await;
+        },
+        "out of memory",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_primary_demoted_to_a_replica_answers_unavailable_until_promoted_again() {
+    let (redis, other) = (RedisServer::start(), RedisServer::start());
+    redis.wait_ready().await;
+    other.wait_ready().await;
+    let (url, other_url) = (redis.url(), other.url());
+    let (port, other_port) = (redis.port.to_string(), other.port.to_string());
+    refused_then_resumed(
+        &redis,
+        // A failover: the other server copies this one and takes over, and this one, demoted,
+        // follows it (read-only, everything kept).
+        async {
+            redis_command(&other_url, &["REPLICAOF", "127.0.0.1", &port]).await;
+            wait_synced(&other_url).await;
+            redis_command(&other_url, &["REPLICAOF", "NO", "ONE"]).await;
+            redis_command(&url, &["REPLICAOF", "127.0.0.1", &other_port]).await;
+        },
+        async {
+            wait_synced(&url).await;
+            redis_command(&url, &["REPLICAOF", "NO", "ONE"]).await;
+        },
+        "a read-only replica",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_script_running_too_long_answers_unavailable_meanwhile() {
+    let redis = RedisServer::start();
+    redis.wait_ready().await;
+    let services = start_services(&redis.url()).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    redis_command(
+        &redis.url(),
+        &["CONFIG", "SET", "busy-reply-threshold", "50"],
+    )
+    .await;
+    // Another client's script that runs for 3 s: Redis answers everyone else BUSY meanwhile.
+    let url = redis.url();
+    let busy = tokio::spawn(async move {
+        let spin = "local stop = tonumber(redis.call('TIME')[1]) + 3 \
+                    while tonumber(redis.call('TIME')[1]) < stop do end return 1";
+        redis_command(&url, &["EVAL", spin, "0"]).await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_unavailable(&a, "POST /v1/tickets while a script runs");
+    busy.await.expect("the script ended");
+    let a = services
+        .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    assert_eq!(a.status, 201, "after the script: {a:?}");
+    services.stop().await;
 }

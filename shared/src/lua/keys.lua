@@ -32,6 +32,7 @@ K.NAMES = {
   events = 'events',
   push_channel = 'push',
   push_gateway = 'push:%s',
+  probe = 'probe',
 }
 
 -- The prefix `{ns}:` of the namespace whose stream is KEYS[1].

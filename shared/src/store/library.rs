@@ -353,6 +353,7 @@ mod tests {
             "events" => k.events(),
             "push_channel" => k.push_channel(),
             "push_gateway" => k.push_gateway("X1"),
+            "probe" => k.probe(),
             _ => return None,
         })
     }

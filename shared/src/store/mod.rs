@@ -45,17 +45,35 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The codes with which Redis refuses work it may take again soon (API.md §11, "cannot write
+/// now"): out of memory, a read-only replica (a demoted primary), a script running too long,
+/// loading its data, a replica whose primary is down, fewer replicas than
+/// `min-replicas-to-write`, a failed snapshot that stops writes, and Redis Cluster's
+/// resharding and outage.
+pub const CANNOT_WRITE_NOW: &[&str] = &[
+    "OOM",
+    "READONLY",
+    "BUSY",
+    "LOADING",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "MISCONF",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+];
+
 impl From<redis::RedisError> for StoreError {
-    /// Connection-level failures mean "unavailable"; anything else (a script error, a reply of
-    /// the wrong type) is a bug, not an outage, and must not hide behind a 503.
+    /// Connection-level failures and the codes of [`CANNOT_WRITE_NOW`] mean "unavailable";
+    /// anything else (a script error, a reply of the wrong type) is a bug, not an outage, and
+    /// must not hide behind a 503.
     fn from(e: redis::RedisError) -> Self {
         if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_unrecoverable_error()
-            || e.code() == Some("LOADING")
-            || e.code() == Some("MASTERDOWN")
+            || e.code()
+                .is_some_and(|code| CANNOT_WRITE_NOW.contains(&code))
         {
             Self::Unavailable(e)
         } else {
@@ -163,9 +181,12 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Whether Redis answers a PING within a second on every connection of this store and of
-    /// the stores made from it (a connection broken by an outage reconnects when used).
-    pub async fn ping(&self) -> bool {
+    /// Whether Redis takes writes now (API.md §11: `/readyz` is 503 while it cannot): every
+    /// connection of this store and of the stores made from it answers a PING within a second
+    /// (a connection broken by an outage reconnects when used, so this also heals each), and a
+    /// write of the namespace's `probe` key succeeds, which a read-only replica, a Redis out of
+    /// memory, one whose snapshots fail or one short of `min-replicas-to-write` refuses.
+    pub async fn takes_writes(&self) -> bool {
         let connections = self
             .connections
             .lock()
@@ -180,7 +201,21 @@ impl Store {
                 Ok(Ok(_))
             );
         }
-        all
+        if !all {
+            return false;
+        }
+        let mut conn = self.conn();
+        let mut probe = redis::cmd("SET");
+        probe.arg(self.keys.probe()).arg(1).arg("PX").arg(10_000);
+        match tokio::time::timeout(Duration::from_secs(1), probe.query_async::<()>(&mut conn)).await
+        {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "redis does not take writes");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Loads (or replaces) the function library.
