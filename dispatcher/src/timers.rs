@@ -52,16 +52,30 @@ impl Timers {
         let mut last_sweep = tokio::time::Instant::now();
         let mut last_recover = tokio::time::Instant::now();
         let mut sweep_cursors = std::collections::HashMap::new();
+        // Since when Redis has answered this instance without a break (None while it does not).
+        let mut answering_since: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.deadlines().await {
-                tracing::debug!(error = %e, "deadline check failed");
-                continue;
+            match self.deadlines().await {
+                Ok(()) => {
+                    answering_since.get_or_insert_with(tokio::time::Instant::now);
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tracing::debug!(error = %e, "deadline check failed");
+                    answering_since = None;
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "deadline check failed"),
             }
-            if last_reap.elapsed() >= REAP_EVERY {
+            // A gateway silent while Redis could not be reached may be alive: every gateway
+            // falls silent in an outage. So silence counts only once Redis has answered this
+            // instance for as long as it takes to judge it (`GATEWAY_SILENCE`): the live
+            // gateways have heartbeated by then, and a dead one is reaped that much later.
+            let judged = answering_since.is_some_and(|t| t.elapsed() >= GATEWAY_SILENCE);
+            if judged && last_reap.elapsed() >= REAP_EVERY {
                 last_reap = tokio::time::Instant::now();
                 if let Err(e) = self.reap_gateways().await {
                     tracing::warn!(error = %e, "gateway reaping failed");

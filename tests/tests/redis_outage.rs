@@ -57,6 +57,17 @@ impl RedisServer {
         }
     }
 
+    /// Sends the process `signal` (`STOP` freezes it: its clients' calls hang, as if the
+    /// network to it were cut; `CONT` resumes it with everything it held).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server runs").id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -378,5 +389,65 @@ async fn a_script_running_too_long_answers_unavailable_meanwhile() {
         .post_ticket(&ticket("sv", json!({"refunds": 3}), 5))
         .await;
     assert_eq!(a.status, 201, "after the script: {a:?}");
+    services.stop().await;
+}
+
+/// Every gateway falls silent while Redis cannot be reached, so when it answers again after
+/// longer than `GATEWAY_SILENCE` (15 s), every heartbeat looks stale: the dispatcher must not
+/// take that for dead gateways. The test plays a gateway (its agent connected through it) that
+/// beats every 3 s, the period of a real one, and so beats again up to 3 s after Redis returns;
+/// Redis is frozen for 16 s, its data kept. The dispatcher reaps every 2 s, so without the
+/// guard it would drop the agent before that beat.
+#[tokio::test]
+async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
+    let redis = RedisServer::start();
+    redis.wait_ready().await;
+    let services = start_services(&redis.url()).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    let a = services
+        .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let store = shared::store::Store::open(&redis.url(), &services.namespace).expect("store");
+    let agent = shared::domain::AgentId::try_from("a-1").expect("an agent id");
+    let (gateway, gateways) = ("gw-played", store.keys().gateways());
+    let beat = || async {
+        let now = store.now_ms().await.expect("redis time");
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&gateways)
+            .arg(now)
+            .arg(gateway)
+            .query_async(&mut store.conn())
+            .await
+            .expect("a heartbeat");
+    };
+    beat().await;
+    store
+        .connect(&agent, "c-played", gateway)
+        .await
+        .expect("connected");
+    store
+        .set_status(&agent, shared::domain::RequestedStatus::Available)
+        .await
+        .expect("available");
+
+    redis.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    redis.signal("CONT");
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    beat().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let a = services.get_agent("a-1").await;
+    assert_eq!(a.body["state"]["connected"], true, "{a:?}");
+    assert_eq!(a.body["state"]["status"], "available", "{a:?}");
+    let drops: Vec<_> = services
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.get("type").map(String::as_str) == Some("agent_disconnected"))
+        .collect();
+    assert!(drops.is_empty(), "a live gateway was reaped: {drops:?}");
     services.stop().await;
 }
