@@ -103,16 +103,30 @@ impl Timers {
         }
     }
 
-    /// Lapses due offers and ends due grace periods.
+    /// Lapses due offers and ends due grace periods. One that fails does not hold up the
+    /// others: it is logged, and tried again in 5 s.
     pub async fn deadlines(&self) -> Result<(), StoreError> {
-        while self
-            .store
-            .expire_offers(BATCH, self.missed_before_away)
-            .await?
-            .due
-            == BATCH
-        {}
-        while self.store.expire_grace(BATCH).await? == BATCH {}
+        loop {
+            let expired = self
+                .store
+                .expire_offers(BATCH, self.missed_before_away)
+                .await?;
+            for f in &expired.failed {
+                tracing::warn!(offer_id = %f.id, error = %f.error, "an offer could not lapse; trying again in 5 s");
+            }
+            if expired.due < BATCH {
+                break;
+            }
+        }
+        loop {
+            let ended = self.store.expire_grace(BATCH).await?;
+            for f in &ended.failed {
+                tracing::warn!(agent_id = %f.id, error = %f.error, "a grace period could not end; trying again in 5 s");
+            }
+            if ended.due < BATCH {
+                break;
+            }
+        }
         Ok(())
     }
 

@@ -1,55 +1,87 @@
 -- timers.lua: what happens when time passes, called by every dispatcher's timers
 -- (dispatcher/src/timers.rs); each call is atomic and idempotent, so instances may race.
 
+-- How long an entry whose step failed waits before it is tried again.
+Timer.RETRY_FAILED_MS = 5000
+
+-- Runs `step(...)` for the due entry `id`; if it fails (a bug, or data no build should have
+-- written), adds `id` and the error to `failed` instead of failing the call, so the other
+-- entries still expire. Redis keeps what the step wrote before it failed.
+function Timer.guarded(failed, id, step, ...)
+  local ok, err = pcall(step, ...)
+  if ok then return true end
+  if type(err) == 'table' then err = err.err or cjson.encode(err) end
+  failed[#failed + 1] = id
+  failed[#failed + 1] = tostring(err)
+  return false
+end
+
+-- The reply of a timer: 'ok', the counts, then each failed entry and its error; the failed
+-- entries are due again in `Timer.RETRY_FAILED_MS` (in `zset`).
+function Timer.reply(zset, now, counts, failed)
+  for i = 1, #failed, 2 do
+    redis.call('ZADD', zset, U.fmt(now + Timer.RETRY_FAILED_MS), failed[i])
+  end
+  local reply = {'ok'}
+  for _, c in ipairs(counts) do reply[#reply + 1] = tostring(c) end
+  for _, f in ipairs(failed) do reply[#reply + 1] = f end
+  return reply
+end
+
 -- expire_offers: offers past their deadline lapse (API.md §5): the ticket goes to the next
 -- eligible agent, the agent is told `offer_revoked` (expired) and offered the best waiting
 -- ticket, and after `MISSED_OFFERS_BEFORE_AWAY` lapses in a row it is set `away`.
 -- Deadlines of offers answered or ended otherwise are due too (`Offer.close` leaves them): they
 -- are only dropped. ARGV: max count, missed offers before away, offer id for the freed agents,
--- timeout ms. Reply: 'ok', how many lapsed, how many deadlines were due (those and the others).
+-- timeout ms. Reply: 'ok', how many lapsed, how many deadlines were due (those and the others),
+-- then each offer whose lapse failed and why (`Timer.guarded`).
 function Timer.expire_offers(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local limit, threshold = tonumber(args[1]), tonumber(args[2])
   local offers = Match.offers(args[3], args[4])
   local deadlines = K.key(P, 'deadlines')
   local due = redis.call('ZRANGEBYSCORE', deadlines, '-inf', U.fmt(now), 'LIMIT', 0, limit)
-  local lapsed = 0
+  local lapsed, failed = 0, {}
+  local function lapse(oid, o)
+    local a = Offer.finish(P, oid, o, 'expired', now, true)
+    U.emit(P, now, 'offer_expired', {'ticket', o.ticket, 'agent', o.agent, 'offer', oid})
+    if a then
+      local missed = redis.call('HINCRBY', K.key(P, 'agent', o.agent), 'missed', 1)
+      if missed >= threshold and a.status == 'available' then
+        Shift.set(P, o.agent, a, 'away', 'missed_offers', now)
+        Agent.reindex(P, o.agent, a)
+        U.push(P, a, {kind = 'status', agent = o.agent, status = 'away', reason = 'missed_offers'})
+      end
+      Queue.serve(P, o.agent, a, now, offers)
+    end
+  end
   for _, oid in ipairs(due) do
     local o = U.hgetall(K.key(P, 'offer', oid))
-    if o and o.status == 'pending' then
+    if o and o.status == 'pending' and Timer.guarded(failed, oid, lapse, oid, o) then
       lapsed = lapsed + 1
-      local a = Offer.finish(P, oid, o, 'expired', now, true)
-      U.emit(P, now, 'offer_expired', {'ticket', o.ticket, 'agent', o.agent, 'offer', oid})
-      if a then
-        local missed = redis.call('HINCRBY', K.key(P, 'agent', o.agent), 'missed', 1)
-        if missed >= threshold and a.status == 'available' then
-          Shift.set(P, o.agent, a, 'away', 'missed_offers', now)
-          Agent.reindex(P, o.agent, a)
-          U.push(P, a, {kind = 'status', agent = o.agent, status = 'away', reason = 'missed_offers'})
-        end
-        Queue.serve(P, o.agent, a, now, offers)
-      end
     end
   end
   if #due > 0 then redis.call('ZREM', deadlines, unpack(due)) end
-  return {'ok', tostring(lapsed), tostring(#due)}
+  return Timer.reply(deadlines, now, {lapsed, #due}, failed)
 end
 
 -- expire_grace: grace periods that ran out end their shifts at the drop (API.md §7), and the
--- agents' tickets go back to routing. ARGV: max count. Reply: 'ok', how many.
+-- agents' tickets go back to routing. ARGV: max count. Reply: 'ok', how many were due, then
+-- each agent whose shift could not be ended and why (`Timer.guarded`).
 function Timer.expire_grace(keys, args)
   local P, now = K.prefix_of(keys), U.now_ms()
   local grace = K.key(P, 'grace')
   local due = redis.call('ZRANGEBYSCORE', grace, '-inf', U.fmt(now), 'LIMIT', 0, tonumber(args[1]))
+  local failed = {}
   for _, aid in ipairs(due) do
     local a = Agent.read(P, aid)
     if a and a.connected ~= '1' then
-      Shift.finish_after_drop(P, aid, a, now)
+      Timer.guarded(failed, aid, Shift.finish_after_drop, P, aid, a, now)
     else
       redis.call('ZREM', grace, aid)
     end
   end
-  return {'ok', tostring(#due)}
+  return Timer.reply(grace, now, {#due}, failed)
 end
 
 -- reap_gateway: a gateway instance stopped heartbeating: its connections count as dropped at

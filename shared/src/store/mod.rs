@@ -24,7 +24,10 @@ use crate::keys::Keys;
 pub use library::{library, library_version, Function};
 pub use ops::{NewTicketFields, ProfileFields};
 pub use read::{assigned_frame, pairs};
-pub use reply::{ConnectReply, CreatedTicket, Expired, FromReply, Routed, StatusNow, Upserted};
+pub use reply::{
+    ConnectReply, CreatedTicket, Expired, Failed, FromReply, GraceEnded, Routed, StatusNow,
+    Upserted,
+};
 
 /// How often a gateway instance records that it is alive.
 pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::reply::{
-    ConnectReply, Count, CreatedTicket, Done, Expired, Ids, LeaseState, Routed, StatusNow, Swept,
-    Upserted,
+    ConnectReply, Count, CreatedTicket, Done, Expired, GraceEnded, Ids, LeaseState, Routed,
+    StatusNow, Swept, Upserted,
 };
 use super::{Function, Store, StoreError};
 use crate::domain::{
@@ -399,11 +399,9 @@ impl Store {
     }
 
     /// Ends up to `limit` shifts whose grace period ran out; how many.
-    pub async fn expire_grace(&self, limit: u32) -> Result<u32, StoreError> {
-        let n: Count = self
-            .call(Function::ExpireGrace, &[&limit.to_string()])
-            .await?;
-        Ok(n.0)
+    pub async fn expire_grace(&self, limit: u32) -> Result<GraceEnded, StoreError> {
+        self.call(Function::ExpireGrace, &[&limit.to_string()])
+            .await
     }
 
     /// Treats every connection of a silent gateway instance as dropped at its last heartbeat.

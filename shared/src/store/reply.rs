@@ -71,13 +71,16 @@ impl FromReply for Count {
 }
 
 /// What `expire_offers` did: `ok`, how many offers lapsed, how many deadlines were due (the
-/// lapsed ones and those of offers answered before, which are only dropped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// lapsed ones and those of offers answered before, which are only dropped), then the offers
+/// whose lapse failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expired {
     /// Offers that lapsed.
     pub lapsed: u32,
     /// Deadlines handled: a call that handled as many as it was allowed may have left more.
     pub due: u32,
+    /// Those that failed, tried again in 5 s; the others lapsed all the same.
+    pub failed: Vec<Failed>,
 }
 
 impl FromReply for Expired {
@@ -86,8 +89,53 @@ impl FromReply for Expired {
         Ok(Expired {
             lapsed: num(function, &words, 1)?,
             due: num(function, &words, 2)?,
+            failed: failures(function, &words[3..])?,
         })
     }
+}
+
+/// What `expire_grace` did: `ok`, how many grace periods were due, then those whose shift could
+/// not be ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraceEnded {
+    /// Grace periods handled: a call that handled as many as it was allowed may have left more.
+    pub due: u32,
+    /// Those that failed, tried again in 5 s; the others ended all the same.
+    pub failed: Vec<Failed>,
+}
+
+impl FromReply for GraceEnded {
+    fn from_reply(function: &str, words: Vec<String>) -> Result<Self, StoreError> {
+        first(function, &words, &["ok"])?;
+        Ok(GraceEnded {
+            due: num(function, &words, 1)?,
+            failed: failures(function, &words[2..])?,
+        })
+    }
+}
+
+/// A due entry a timer could not handle (`Timer.guarded` in src/lua/timers.lua): a bug, or data
+/// that no build should have written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The offer or agent.
+    pub id: String,
+    /// The error Redis raised.
+    pub error: String,
+}
+
+/// The (id, error) pairs that end a timer's reply.
+fn failures(function: &str, words: &[String]) -> Result<Vec<Failed>, StoreError> {
+    if !words.len().is_multiple_of(2) {
+        return Err(corrupt(function, "an id without its error"));
+    }
+    Ok(words
+        .chunks(2)
+        .map(|pair| Failed {
+            id: pair[0].clone(),
+            error: pair[1].clone(),
+        })
+        .collect())
 }
 
 /// `ok`, then ids.

@@ -1,9 +1,9 @@
 //! Routing where the state is not what this build would have left: a queue entry of a ticket
 //! that is no longer queued (what an older build sharing the Redis during a rolling deploy
 //! leaves when it moves a ticket without recording where it waits), a pending offer that the
-//! agent's hash does not describe (made by an older build, or described for another offer), and
-//! a preferred agent that became free between two calls of one routing. Driven through the
-//! store's calls.
+//! agent's hash does not describe (made by an older build, or described for another offer), a
+//! preferred agent that became free between two calls of one routing, and a due offer whose
+//! lapse fails (which must not hold up the others). Driven through the store's calls.
 
 use e2e::direct::{online_agent, ticket_fields};
 use e2e::{delete_namespace_keys, fresh_namespace, REDIS_URL};
@@ -162,5 +162,76 @@ async fn an_offer_the_agents_hash_does_not_describe_is_answered_from_its_record(
             .await
             .expect("completed");
     }
+    delete_namespace_keys(&mut conn, &namespace).await;
+}
+
+#[tokio::test]
+async fn an_offer_that_cannot_lapse_holds_up_no_other() {
+    let namespace = fresh_namespace();
+    let store = Store::open(REDIS_URL, &namespace)
+        .expect("a Redis URL")
+        .with_offer_timeout(std::time::Duration::from_millis(50));
+    store.load_library().await.expect("the library loads");
+    let mut offers = Vec::new();
+    for id in ["a", "b"] {
+        online_agent(&store, id, &profile(json!({})), true).await;
+        let t = TicketId::generate();
+        let Routed::Offered { agent, offer, .. } =
+            routed(&store, &t, &fields(json!({}), None), 256).await
+        else {
+            panic!("a free agent is offered the ticket");
+        };
+        offers.push((agent, offer));
+    }
+    let (ok, bad) = (&offers[0], &offers[1]);
+    // Data no build writes: the count of missed offers that the lapse increments.
+    let mut conn = store.conn();
+    let _: () = redis::cmd("HSET")
+        .arg(store.keys().agent(&bad.0))
+        .arg("missed")
+        .arg("many")
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let expired = store
+        .expire_offers(100, 3)
+        .await
+        .expect("the call succeeds");
+    assert_eq!(expired.lapsed, 1, "the sound offer lapsed: {expired:?}");
+    assert_eq!(expired.failed.len(), 1, "{expired:?}");
+    assert_eq!(expired.failed[0].id, bad.1);
+    assert!(
+        expired.failed[0].error.contains("not an integer"),
+        "Redis's error: {expired:?}"
+    );
+    let offer_status = |oid: &str| {
+        let key = store.keys().offer(oid);
+        let mut conn = store.conn();
+        async move {
+            let status: Option<String> = redis::cmd("HGET")
+                .arg(key)
+                .arg("status")
+                .query_async(&mut conn)
+                .await
+                .expect("HGET");
+            status
+        }
+    };
+    assert_eq!(offer_status(&ok.1).await.as_deref(), Some("expired"));
+    // The failed one is due again in 5 s, not at once, and not dropped.
+    let now = store.now_ms().await.expect("TIME");
+    let due: Option<f64> = redis::cmd("ZSCORE")
+        .arg(store.keys().deadlines())
+        .arg(&bad.1)
+        .query_async(&mut conn)
+        .await
+        .expect("ZSCORE");
+    let due = due.expect("the failed offer's deadline is kept");
+    assert!(
+        (now as f64 + 4_000.0..=now as f64 + 5_000.0).contains(&due),
+        "due {due} at {now}"
+    );
     delete_namespace_keys(&mut conn, &namespace).await;
 }

@@ -384,12 +384,15 @@ impl Case {
             }
             Op::ExpireNow => {
                 let offers = self.m.expire_offers();
-                let got = self
+                let expired = self
                     .serving_store()
                     .expire_offers(100, MISSED_BEFORE_AWAY)
                     .await
-                    .map_err(|e| fail(format!("expire_offers: {e}")))?
-                    .lapsed;
+                    .map_err(|e| fail(format!("expire_offers: {e}")))?;
+                let got = expired.lapsed;
+                if !expired.failed.is_empty() {
+                    return Err(fail(format!("expire_offers failed: {:?}", expired.failed)));
+                }
                 if usize::try_from(got).ok() != Some(offers) {
                     return Err(fail(format!(
                         "expire_offers lapsed {got} offers, the model {offers}"
@@ -401,6 +404,10 @@ impl Case {
                     .expire_grace(100)
                     .await
                     .map_err(|e| fail(format!("expire_grace: {e}")))?;
+                if !got.failed.is_empty() {
+                    return Err(fail(format!("expire_grace failed: {:?}", got.failed)));
+                }
+                let got = got.due;
                 if usize::try_from(got).ok() != Some(graces) {
                     return Err(fail(format!(
                         "expire_grace ended {got} grace periods, the model {graces}"
