@@ -27,6 +27,9 @@ pub enum Outbound {
     },
     /// Close with this code (4009 replaced, 4003 removed, 1008 too slow).
     Close(u16),
+    /// Bind the connection in Redis again if Redis records it as dropped: this instance was
+    /// taken for dead, or could not heartbeat for a while.
+    Rebind,
 }
 
 #[derive(Debug)]
@@ -45,6 +48,7 @@ enum Command {
         conn: String,
     },
     Deliver(Delivery),
+    RebindAll,
 }
 
 /// A clonable handle on the hub task.
@@ -92,6 +96,11 @@ impl Hub {
         let _ = self.tx.send(cmd).await;
     }
 
+    /// Tells every live connection here to bind itself in Redis again if it was dropped there.
+    pub async fn rebind_all(&self) {
+        let _ = self.tx.send(Command::RebindAll).await;
+    }
+
     /// Delivers a push to the agent's connection, if this instance holds it.
     pub async fn deliver(&self, delivery: Delivery) {
         let _ = self.tx.send(Command::Deliver(delivery)).await;
@@ -130,6 +139,12 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                     }
                 } else if retiring.get(&agent).is_some_and(|(c, _)| *c == conn) {
                     retiring.remove(&agent);
+                }
+            }
+            Command::RebindAll => {
+                for (_, tx) in live.values() {
+                    // A connection whose channel is full is too slow and being dropped anyway.
+                    let _ = tx.try_send(Outbound::Rebind);
                 }
             }
             Command::Deliver(Delivery {

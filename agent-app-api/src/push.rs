@@ -169,9 +169,13 @@ pub async fn subscribe(
 }
 
 /// Records this instance as alive every [`GATEWAY_HEARTBEAT`], so that if it dies the
-/// dispatchers treat its connections as dropped. On shutdown, withdraws the record.
-pub async fn heartbeat(store: Store, instance: String, shutdown: CancellationToken) {
+/// dispatchers treat its connections as dropped. If a beat finds the record gone (a dispatcher
+/// took this instance for dead, or Redis lost it) or follows beats that failed, every live
+/// connection here binds itself again where Redis records it as dropped ([`Hub::rebind_all`]).
+/// On shutdown, withdraws the record.
+pub async fn heartbeat(store: Store, hub: Hub, instance: String, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(GATEWAY_HEARTBEAT);
+    let (mut first, mut failed) = (true, false);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -180,11 +184,24 @@ pub async fn heartbeat(store: Store, instance: String, shutdown: CancellationTok
         let beat = async {
             let now = store.now_ms().await?;
             let mut conn = store.conn();
-            let _: i64 = conn.zadd(store.keys().gateways(), &instance, now).await?;
-            Ok::<_, shared::store::StoreError>(())
+            let added: i64 = conn.zadd(store.keys().gateways(), &instance, now).await?;
+            Ok::<_, shared::store::StoreError>(added)
         };
-        if let Err(e) = beat.await {
-            tracing::debug!(error = %e, "heartbeat failed");
+        match beat.await {
+            Ok(added) => {
+                if (added == 1 && !first) || failed {
+                    tracing::warn!(
+                        reaped = added == 1,
+                        "heartbeats were missed or this instance was taken for dead; binding its connections again"
+                    );
+                    hub.rebind_all().await;
+                }
+                (first, failed) = (false, false);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+                failed = true;
+            }
         }
     }
     let mut conn = store.conn();

@@ -154,12 +154,17 @@ impl Application {
         let workers = vec![
             tokio::spawn(push::subscribe(
                 store.clone(),
-                hub,
+                hub.clone(),
                 instance.clone(),
                 subscription,
                 shutdown.clone(),
             )),
-            tokio::spawn(push::heartbeat(store, instance.clone(), shutdown.clone())),
+            tokio::spawn(push::heartbeat(
+                store,
+                hub,
+                instance.clone(),
+                shutdown.clone(),
+            )),
         ];
         tracing::info!(port, %instance, namespace = %settings.namespace, "agent-app-api listening");
         Ok(Self {

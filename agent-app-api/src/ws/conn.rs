@@ -208,6 +208,30 @@ impl Connection {
         self.send(&welcome, None).await.map_err(|()| None)
     }
 
+    /// If Redis records this connection as dropped (its gateway was taken for dead, say after
+    /// a Redis outage), binds it again, as a reconnect within the grace period would: the shift,
+    /// the tickets and the status are kept (an offer made meanwhile was withdrawn and its
+    /// `offer_revoked` sent), and a fresh `welcome` tells the client what holds now. `Some` if
+    /// the connection must close.
+    async fn rebind(&mut self) -> Option<Option<CloseReason>> {
+        match self
+            .gw
+            .store
+            .connection_dropped(&self.agent, &self.conn_id)
+            .await
+        {
+            Ok(false) => None,
+            Ok(true) => {
+                tracing::warn!("redis recorded this live connection as dropped; binding it again");
+                self.welcome().await.err()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether redis still records this connection");
+                None
+            }
+        }
+    }
+
     async fn send(&mut self, msg: &ServerMessage, reference: Option<&Value>) -> Result<(), ()> {
         send_text(&mut self.session, msg.to_text(reference)).await
     }
@@ -233,6 +257,11 @@ impl Connection {
                         }
                         if send_text(&mut self.session, text).await.is_err() {
                             return None;
+                        }
+                    }
+                    Some(Outbound::Rebind) => {
+                        if let Some(close) = self.rebind().await {
+                            return close;
                         }
                     }
                     Some(Outbound::Close(4009)) => return reason(4009, "replaced by a newer connection"),

@@ -120,6 +120,24 @@ fn agent_view(id: &str, f: &Fields, tickets: Vec<String>) -> Result<AgentView, S
 }
 
 impl Store {
+    /// Whether Redis records the agent's connection `conn` as dropped: the agent's last
+    /// connection, and not connected (as after a dispatcher took its gateway for dead). A newer
+    /// connection of the agent, or an agent no longer on the roster, is not this one dropped.
+    pub async fn connection_dropped(
+        &self,
+        agent: &AgentId,
+        conn: &str,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn();
+        let (connected, last): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.agent(agent.as_str()))
+            .arg("connected")
+            .arg("conn")
+            .query_async(&mut c)
+            .await?;
+        Ok(last.as_deref() == Some(conn) && connected.as_deref() != Some("1"))
+    }
+
     /// One agent with its live state.
     pub async fn agent(&self, id: &AgentId) -> Result<Option<AgentView>, StoreError> {
         let mut views = self.agents_by_id(&[id.to_string()]).await?;

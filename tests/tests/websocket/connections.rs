@@ -317,3 +317,47 @@ async fn pushes_for_agents_recorded_by_older_gateways_still_arrive() {
         assert_eq!(revoked["reason"], "cancelled", "pinst {pinst:?}");
     }
 }
+
+/// A dispatcher that takes a live gateway for dead (as once after a long Redis outage) drops
+/// its agents in Redis while their sockets stay open. The gateway's next heartbeat finds its
+/// record gone, and each such connection binds itself again, as a reconnect within the grace
+/// period would: the shift goes on, and the client gets a fresh `welcome` saying what holds.
+#[tokio::test]
+async fn a_live_gateway_taken_for_dead_binds_its_connections_again() {
+    let app = spawn_app().await;
+    let mut one = app.available_agent("a-1", &agent_profile()).await;
+    let before = state(&app, "a-1").await;
+    let shift = before["shift_id"].clone();
+    assert!(shift.is_string(), "on shift: {before}");
+    let keys = shared::keys::Keys::new(&app.namespace);
+    let inst: String = redis::cmd("HGET")
+        .arg(keys.agent("a-1"))
+        .arg("inst")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("the agent's gateway");
+
+    let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
+    let dropped = store
+        .reap_gateway(&inst, Duration::from_secs(60))
+        .await
+        .expect("reaped");
+    assert_eq!(dropped, 1);
+    assert_eq!(state(&app, "a-1").await["connected"], false);
+
+    // The gateway beats every 3 s.
+    let welcome = one.expect_within("welcome", Duration::from_secs(5)).await;
+    assert_eq!(welcome["status"], "available", "{welcome}");
+    assert_eq!(
+        welcome["shift_id"], shift,
+        "the same shift goes on: {welcome}"
+    );
+    let after = state(&app, "a-1").await;
+    assert_eq!(after["connected"], true, "{after}");
+    assert_eq!(after["shift_id"], shift, "{after}");
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let offer = one.expect("offer").await;
+    assert_eq!(offer["ticket_id"], id.as_str());
+}
