@@ -27,9 +27,14 @@ pub enum Outbound {
     },
     /// Close with this code (4009 replaced, 4003 removed, 1008 too slow).
     Close(u16),
-    /// Bind the connection in Redis again if Redis records it as dropped: this instance was
-    /// taken for dead, or could not heartbeat for a while.
-    Rebind,
+    /// Check the connection against Redis's record and mend what differs: bind it again if
+    /// Redis records it as dropped (this instance was taken for dead, or could not heartbeat
+    /// for a while); close it if a newer connection is live; and with `lost_pushes` (the push
+    /// subscription broke and is back) send a fresh `welcome` even if nothing else differs.
+    Resync {
+        /// Pushes may have been lost.
+        lost_pushes: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -48,7 +53,9 @@ enum Command {
         conn: String,
     },
     Deliver(Delivery),
-    RebindAll,
+    ResyncAll {
+        lost_pushes: bool,
+    },
 }
 
 /// A clonable handle on the hub task.
@@ -96,9 +103,9 @@ impl Hub {
         let _ = self.tx.send(cmd).await;
     }
 
-    /// Tells every live connection here to bind itself in Redis again if it was dropped there.
-    pub async fn rebind_all(&self) {
-        let _ = self.tx.send(Command::RebindAll).await;
+    /// Tells every live connection here to check itself against Redis ([`Outbound::Resync`]).
+    pub async fn resync_all(&self, lost_pushes: bool) {
+        let _ = self.tx.send(Command::ResyncAll { lost_pushes }).await;
     }
 
     /// Delivers a push to the agent's connection, if this instance holds it.
@@ -141,10 +148,10 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                     retiring.remove(&agent);
                 }
             }
-            Command::RebindAll => {
+            Command::ResyncAll { lost_pushes } => {
                 for (_, tx) in live.values() {
                     // A connection whose channel is full is too slow and being dropped anyway.
-                    let _ = tx.try_send(Outbound::Rebind);
+                    let _ = tx.try_send(Outbound::Resync { lost_pushes });
                 }
             }
             Command::Deliver(Delivery {

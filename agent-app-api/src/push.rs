@@ -119,8 +119,8 @@ impl Subscription {
 /// after errors: those on its own channel (`Keys::push_gateway`), frames ready to send or, from
 /// an older build's functions, JSON; and those on the channel every gateway reads, where a
 /// dispatcher of a build older still, or one pushing for an agent that connected through such a
-/// gateway, sends them. A push lost while disconnected is harmless:
-/// its offer lapses and is re-routed.
+/// gateway, sends them. Pushes published while the subscription is broken are lost, so once it
+/// is back every connection is sent its state again ([`Hub::resync_all`]).
 pub async fn subscribe(
     store: Store,
     hub: Hub,
@@ -133,6 +133,7 @@ pub async fn subscribe(
         store.keys().push_gateway(&instance),
     ];
     let mut backoff = Duration::from_millis(100);
+    let mut resubscribed = false;
     while !shutdown.is_cancelled() {
         match store.client().get_async_pubsub().await {
             Ok(mut pubsub) => {
@@ -141,6 +142,15 @@ pub async fn subscribe(
                 } else {
                     backoff = Duration::from_millis(100);
                     live.set(true);
+                    if resubscribed {
+                        // What was published meanwhile is lost: each client gets its offer and
+                        // assignments again, as they are now.
+                        tracing::warn!(
+                            "push subscription back; sending each connection its state again"
+                        );
+                        hub.resync_all(true).await;
+                    }
+                    resubscribed = true;
                     let mut messages = pubsub.on_message();
                     loop {
                         tokio::select! {
@@ -171,7 +181,7 @@ pub async fn subscribe(
 /// Records this instance as alive every [`GATEWAY_HEARTBEAT`], so that if it dies the
 /// dispatchers treat its connections as dropped. If a beat finds the record gone (a dispatcher
 /// took this instance for dead, or Redis lost it) or follows beats that failed, every live
-/// connection here binds itself again where Redis records it as dropped ([`Hub::rebind_all`]).
+/// connection here binds itself again where Redis records it as dropped ([`Hub::resync_all`]).
 /// On shutdown, withdraws the record.
 pub async fn heartbeat(store: Store, hub: Hub, instance: String, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(GATEWAY_HEARTBEAT);
@@ -194,7 +204,7 @@ pub async fn heartbeat(store: Store, hub: Hub, instance: String, shutdown: Cance
                         reaped = added == 1,
                         "heartbeats were missed or this instance was taken for dead; binding its connections again"
                     );
-                    hub.rebind_all().await;
+                    hub.resync_all(false).await;
                 }
                 (first, failed) = (false, false);
             }

@@ -451,3 +451,50 @@ async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
     assert!(drops.is_empty(), "a live gateway was reaped: {drops:?}");
     services.stop().await;
 }
+
+/// Pushes published while a gateway's subscription is broken never reach it, so once it is
+/// back each of its connections gets a fresh `welcome`: the pending offer and the assignments
+/// as they are now. (`CLIENT KILL TYPE pubsub` on a Redis of the test's own: on the shared one
+/// it would break every test's gateways.)
+#[tokio::test]
+async fn a_broken_push_subscription_sends_each_connection_its_state_again() {
+    let redis = RedisServer::start();
+    redis.wait_ready().await;
+    let services = start_services(&redis.url()).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    let a = services
+        .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let mut agent = AgentClient::connect_available(&services.gateways[0], "a-1").await;
+    let assigned = services.new_ticket(&ticket("sv", json!({}), 5)).await;
+    let offer = agent.expect("offer").await;
+    agent
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    agent.expect("assigned").await;
+    let pending = services.new_ticket(&ticket("sv", json!({}), 5)).await;
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["ticket_id"], pending.as_str());
+
+    redis_command(&redis.url(), &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    let welcome = agent.expect("welcome").await;
+    assert_eq!(welcome["status"], "available", "{welcome}");
+    assert_eq!(
+        welcome["pending_offer"]["offer_id"], offer["offer_id"],
+        "{welcome}"
+    );
+    assert_eq!(
+        welcome["active_tickets"][0]["ticket_id"],
+        assigned.as_str(),
+        "{welcome}"
+    );
+    // Still the same live connection, and it still answers.
+    agent
+        .send(json!({"type": "accept", "offer_id": offer["offer_id"]}))
+        .await;
+    let frame = agent.expect("assigned").await;
+    assert_eq!(frame["ticket_id"], pending.as_str());
+    agent.close().await;
+    services.stop().await;
+}

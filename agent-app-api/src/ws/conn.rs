@@ -9,7 +9,7 @@ use serde_json::Value;
 use shared::domain::AgentId;
 use shared::error::{ClientError, ErrorCode};
 use shared::protocol::{parse_client_frame, ClientMessage, ServerMessage, StatusReason};
-use shared::store::StoreError;
+use shared::store::{ConnectReply, StoreError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -93,17 +93,22 @@ async fn serve(
     tokio::spawn(release(gw, agent, conn_id));
 }
 
-/// Tells Redis the connection is gone, retrying while Redis is away (the agent would otherwise
-/// look connected until it comes back).
+/// Tells Redis the connection is gone, retrying for as long as this process lives while Redis
+/// is away (the agent would otherwise look connected, and be offered tickets, until this
+/// instance is taken for dead). An error that is not an outage is a bug, logged once.
 async fn release(gw: Arc<Gateway>, agent: AgentId, conn_id: String) {
     let mut backoff = Duration::from_millis(200);
-    for _ in 0..30 {
+    loop {
         match gw.store.disconnect(&agent, &conn_id, gw.grace).await {
             Ok(()) => return,
-            Err(e) => {
+            Err(e @ StoreError::Unavailable(_)) => {
                 tracing::warn!(agent_id = %agent, error = %e, "could not record the disconnect yet");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(agent_id = %agent, error = %e, "could not record the disconnect");
+                return;
             }
         }
     }
@@ -162,29 +167,17 @@ struct Connection {
 impl Connection {
     /// Binds the connection in Redis and sends `welcome`.
     async fn welcome(&mut self) -> Result<(), Option<CloseReason>> {
-        let store = &self.gw.store;
         let built = async {
-            let reply = store
+            let reply = self
+                .gw
+                .store
                 .connect(&self.agent, &self.conn_id, &self.gw.instance)
                 .await?;
             self.gw
                 .hub
                 .activate(self.agent.as_str(), &self.conn_id)
                 .await;
-            let now = store.now_ms().await?;
-            let pending_offer = match &reply.offer_id {
-                Some(offer) => store.offer_frame(offer, now).await?,
-                None => None,
-            };
-            let active_tickets = store.assigned_frames(&reply.tickets).await?;
-            Ok::<_, StoreError>(ServerMessage::Welcome {
-                agent_id: self.agent.to_string(),
-                status: reply.status,
-                shift_id: reply.shift_id,
-                active_tickets,
-                pending_offer,
-                server_time: shared::domain::Timestamp::from_millis(now),
-            })
+            self.welcome_frame(reply).await
         };
         let welcome = match built.await {
             Ok(w) => w,
@@ -197,6 +190,31 @@ impl Connection {
                 return Err(reason(1013, "try again later"));
             }
         };
+        tracing::info!("agent connected");
+        self.send_welcome(welcome).await
+    }
+
+    /// The `welcome` frame of what the agent has now.
+    async fn welcome_frame(&self, now: ConnectReply) -> Result<ServerMessage, StoreError> {
+        let store = &self.gw.store;
+        let server_time = store.now_ms().await?;
+        let pending_offer = match &now.offer_id {
+            Some(offer) => store.offer_frame(offer, server_time).await?,
+            None => None,
+        };
+        let active_tickets = store.assigned_frames(&now.tickets).await?;
+        Ok(ServerMessage::Welcome {
+            agent_id: self.agent.to_string(),
+            status: now.status,
+            shift_id: now.shift_id,
+            active_tickets,
+            pending_offer,
+            server_time: shared::domain::Timestamp::from_millis(server_time),
+        })
+    }
+
+    /// Sends `welcome`; its pending offer's push, if queued meanwhile, is then not sent twice.
+    async fn send_welcome(&mut self, welcome: ServerMessage) -> Result<(), Option<CloseReason>> {
         if let ServerMessage::Welcome {
             pending_offer: Some(offer),
             ..
@@ -204,29 +222,39 @@ impl Connection {
         {
             self.welcomed_offer = Some(offer.offer_id.clone());
         }
-        tracing::info!("agent connected");
         self.send(&welcome, None).await.map_err(|()| None)
     }
 
-    /// If Redis records this connection as dropped (its gateway was taken for dead, say after
-    /// a Redis outage), binds it again, as a reconnect within the grace period would: the shift,
-    /// the tickets and the status are kept (an offer made meanwhile was withdrawn and its
-    /// `offer_revoked` sent), and a fresh `welcome` tells the client what holds now. `Some` if
-    /// the connection must close.
-    async fn rebind(&mut self) -> Option<Option<CloseReason>> {
-        match self
-            .gw
-            .store
-            .connection_dropped(&self.agent, &self.conn_id)
-            .await
-        {
-            Ok(false) => None,
-            Ok(true) => {
-                tracing::warn!("redis recorded this live connection as dropped; binding it again");
-                self.welcome().await.err()
-            }
+    /// Mends what Redis records of this connection ([`Outbound::Resync`]). Dropped there (its
+    /// gateway was taken for dead, say after a Redis outage): binds it again, as a reconnect
+    /// within the grace period would (the shift, the tickets and the status are kept; an offer
+    /// made meanwhile was withdrawn and its `offer_revoked` sent), with a fresh `welcome`. A
+    /// newer connection live, or the agent removed: closes it as the lost push would have. With
+    /// `lost_pushes`, a live one gets a fresh `welcome`: its pending offer and assignments as
+    /// they are now. `Some` if the connection must close.
+    async fn resync(&mut self, lost_pushes: bool) -> Option<Option<CloseReason>> {
+        let session = match self.gw.store.session(&self.agent).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Some(reason(NOT_ALLOWED, "removed from the roster")),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot tell whether redis still records this connection");
+                tracing::warn!(error = %e, "cannot read what redis records of this connection");
+                return None;
+            }
+        };
+        if session.conn != self.conn_id {
+            return Some(reason(4009, "replaced by a newer connection"));
+        }
+        if !session.connected {
+            tracing::warn!("redis recorded this live connection as dropped; binding it again");
+            return self.welcome().await.err();
+        }
+        if !lost_pushes {
+            return None;
+        }
+        match self.welcome_frame(session.now).await {
+            Ok(welcome) => self.send_welcome(welcome).await.err(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot send this connection its state again");
                 None
             }
         }
@@ -259,8 +287,8 @@ impl Connection {
                             return None;
                         }
                     }
-                    Some(Outbound::Rebind) => {
-                        if let Some(close) = self.rebind().await {
+                    Some(Outbound::Resync { lost_pushes }) => {
+                        if let Some(close) = self.resync(lost_pushes).await {
                             return close;
                         }
                     }

@@ -23,7 +23,7 @@ use crate::keys::Keys;
 
 pub use library::{library, library_version, Function};
 pub use ops::{NewTicketFields, ProfileFields};
-pub use read::{assigned_frame, pairs};
+pub use read::{assigned_frame, pairs, Session};
 pub use reply::{
     ConnectReply, CreatedTicket, Expired, Failed, FromReply, GraceEnded, Routed, StatusNow,
     Upserted,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use redis::AsyncCommands;
 
-use super::{Store, StoreError};
+use super::{ConnectReply, Store, StoreError};
 use crate::domain::{
     AgentId, AgentProfile, AgentState, AgentStatus, AgentView, Outcome, TicketId, TicketStatus,
     TicketView, Timestamp,
@@ -12,6 +12,17 @@ use crate::domain::{
 use crate::protocol::{AssignedFrame, OfferFrame};
 
 type Fields = HashMap<String, String>;
+
+/// An agent's connection as Redis records it ([`Store::session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The agent's last connection.
+    pub conn: String,
+    /// Whether it is live.
+    pub connected: bool,
+    /// What `welcome` would show now.
+    pub now: ConnectReply,
+}
 
 /// Turns a flat `[field, value, ...]` reply into a map.
 pub fn pairs(flat: Vec<String>) -> Fields {
@@ -120,22 +131,36 @@ fn agent_view(id: &str, f: &Fields, tickets: Vec<String>) -> Result<AgentView, S
 }
 
 impl Store {
-    /// Whether Redis records the agent's connection `conn` as dropped: the agent's last
-    /// connection, and not connected (as after a dispatcher took its gateway for dead). A newer
-    /// connection of the agent, or an agent no longer on the roster, is not this one dropped.
-    pub async fn connection_dropped(
-        &self,
-        agent: &AgentId,
-        conn: &str,
-    ) -> Result<bool, StoreError> {
+    /// The agent's connection as Redis records it, and what `welcome` shows (as `connect`
+    /// replies), read without changing anything; `None` if the agent is not on the roster.
+    pub async fn session(&self, agent: &AgentId) -> Result<Option<Session>, StoreError> {
         let mut c = self.conn();
-        let (connected, last): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        let (fields, tickets): (Vec<Option<String>>, Vec<String>) = redis::pipe()
+            .cmd("HMGET")
             .arg(self.keys.agent(agent.as_str()))
-            .arg("connected")
-            .arg("conn")
+            .arg(&["status", "connected", "conn", "shift", "offer"])
+            .cmd("SMEMBERS")
+            .arg(self.keys.agent_tickets(agent.as_str()))
             .query_async(&mut c)
             .await?;
-        Ok(last.as_deref() == Some(conn) && connected.as_deref() != Some("1"))
+        let [status, connected, conn, shift, offer] = <[Option<String>; 5]>::try_from(fields)
+            .map_err(|f| StoreError::Corrupt(format!("HMGET of 5 fields gave {}", f.len())))?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let status = AgentStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("agent {agent}: status {status:?}")))?;
+        let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+        Ok(Some(Session {
+            conn: conn.unwrap_or_default(),
+            connected: connected.as_deref() == Some("1"),
+            now: ConnectReply {
+                status,
+                shift_id: set(shift),
+                offer_id: set(offer),
+                tickets,
+            },
+        }))
     }
 
     /// One agent with its live state.
