@@ -50,6 +50,9 @@ pub enum LedgerError {
     /// The live store failed.
     #[error("store: {0}")]
     Store(#[from] shared::store::StoreError),
+    /// Another instance holds the writer's lease: this one must not commit.
+    #[error("the ledger's lease is held by another instance")]
+    LeaseLost,
 }
 
 /// What a client is told when the ledger fails: 503 while PostgreSQL is away (dispatch goes

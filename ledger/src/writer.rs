@@ -39,12 +39,32 @@ struct Batch {
     ended: Vec<(shared::domain::TicketView, String)>,
 }
 
+/// Whether the database refused `e` for what the statement holds (a data exception, SQLSTATE
+/// class 22, or a violated constraint, class 23): the same event would be refused again, so it
+/// is recorded in `ledger_rejects`. Anything else (a lost connection, a deadlock, a
+/// serialization failure, a timeout, a shutdown, no resources) is transient: the batch is
+/// retried, and nothing is recorded as refused.
+pub fn is_refusal(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.code()
+        .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+}
+
 impl Ledger {
     /// Applies every event after the stored offset, in batches; returns how many were applied.
     pub async fn catch_up(&self, store: &Store) -> Result<usize, LedgerError> {
+        self.catch_up_as(store, None).await
+    }
+
+    /// [`Ledger::catch_up`], by the holder of the writer's lease if `holder` is given: the lease
+    /// is renewed before each batch commits, and the work stops if another instance holds it.
+    pub async fn catch_up_as(
+        &self,
+        store: &Store,
+        holder: Option<&str>,
+    ) -> Result<usize, LedgerError> {
         let mut total = 0;
         loop {
-            let n = self.apply_batch(store).await?;
+            let n = self.apply_batch(store, holder).await?;
             total += n;
             if n < BATCH {
                 return Ok(total);
@@ -61,7 +81,7 @@ impl Ledger {
         Ok(row)
     }
 
-    async fn apply_batch(&self, store: &Store) -> Result<usize, LedgerError> {
+    async fn apply_batch(&self, store: &Store, holder: Option<&str>) -> Result<usize, LedgerError> {
         let stored = self.offset().await?;
         let start = match stored {
             Some((ms, seq)) => format!("({ms}-{seq}"),
@@ -93,12 +113,13 @@ impl Ledger {
             })
             .collect();
         batch.ended = store.ended_tickets(&ended).await?;
-        match self.store_batch(&batch, false).await {
-            Err(LedgerError::Database(sqlx::Error::Database(e))) => {
+        let lease = holder.map(|h| (store, h));
+        match self.store_batch(&batch, false, lease).await {
+            Err(LedgerError::Database(sqlx::Error::Database(e))) if is_refusal(e.as_ref()) => {
                 // The database refused an event (a constraint): find it, record it, go on,
                 // rather than retrying the same batch forever.
                 tracing::warn!(error = %e, "a batch was refused; applying it event by event");
-                self.store_batch(&batch, true).await?;
+                self.store_batch(&batch, true, lease).await?;
             }
             other => other?,
         }
@@ -109,7 +130,14 @@ impl Ledger {
 
     /// Applies `batch` and advances the offset in one transaction. With `isolate`, each event
     /// runs under a savepoint and one the database refuses goes to `ledger_rejects` instead.
-    async fn store_batch(&self, batch: &Batch, isolate: bool) -> Result<(), LedgerError> {
+    /// With `lease`, the writer's lease is renewed just before the commit, which does not
+    /// happen if another instance holds it ([`LedgerError::LeaseLost`]).
+    async fn store_batch(
+        &self,
+        batch: &Batch,
+        isolate: bool,
+        lease: Option<(&Store, &str)>,
+    ) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         if isolate {
             for event in &batch.events {
@@ -131,6 +159,11 @@ impl Ledger {
         .bind(batch.last.seq)
         .execute(&mut *tx)
         .await?;
+        if let Some((store, holder)) = lease {
+            if !store.lease("ledger", holder, LEASE).await? {
+                return Err(LedgerError::LeaseLost);
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -166,7 +199,7 @@ impl Ledger {
         sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
         match apply_events(tx, &self.namespace, std::slice::from_ref(event)).await {
             Ok(()) => Ok(()),
-            Err(sqlx::Error::Database(refusal)) => {
+            Err(sqlx::Error::Database(refusal)) if is_refusal(refusal.as_ref()) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT event")
                     .execute(&mut *tx)
                     .await?;
@@ -217,7 +250,8 @@ impl Ledger {
     ///
     /// The live state is read first and the stream applied after: a shift that ended in Redis
     /// meanwhile has its `shift_ended` in the stream by then, and is closed by it, not here.
-    pub async fn reconcile(&self, store: &Store) -> Result<usize, LedgerError> {
+    /// Only the `holder` of the writer's lease does this.
+    pub async fn reconcile(&self, store: &Store, holder: &str) -> Result<usize, LedgerError> {
         let open: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
             "SELECT shift_id, agent_id, last_seen_at FROM shifts
              WHERE namespace = $1 AND ended_at IS NULL",
@@ -236,7 +270,7 @@ impl Ledger {
         if gone.is_empty() {
             return Ok(0);
         }
-        self.catch_up(store).await?;
+        self.catch_up_as(store, Some(holder)).await?;
         let mut closed = 0;
         for (shift, agent, last_seen) in gone {
             let mut tx = self.pool.begin().await?;
@@ -269,6 +303,12 @@ impl Ledger {
             {
                 Ok(true) => Duration::from_millis(100),
                 Ok(false) => Duration::from_secs(1),
+                Err(LedgerError::LeaseLost) => {
+                    tracing::info!(
+                        "another instance took the ledger's lease; this one stops writing"
+                    );
+                    Duration::from_secs(1)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "ledger writer waiting: events stay in the stream");
                     Duration::from_secs(2)
@@ -296,9 +336,9 @@ impl Ledger {
             self.migrate().await?;
             *migrated = true;
         }
-        self.catch_up(store).await?;
+        self.catch_up_as(store, Some(holder)).await?;
         if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
-            self.reconcile(store).await?;
+            self.reconcile(store, holder).await?;
             *last_reconcile = Some(tokio::time::Instant::now());
         }
         Ok(true)

@@ -365,3 +365,65 @@ async fn events_stored_over_an_hour_ago_leave_the_stream_whatever_groups_are_lef
     )
     .await;
 }
+
+/// The writer renews its lease before each batch commits, and commits nothing once another
+/// instance holds it (after a pause longer than the lease, say): two writers never both store.
+#[tokio::test]
+async fn a_writer_that_lost_its_lease_commits_nothing() {
+    let namespace = e2e::fresh_namespace();
+    let store = shared::store::Store::open(e2e::REDIS_URL, &namespace).expect("a Redis URL");
+    store.load_library().await.expect("the library loads");
+    let ledger = ledger::Ledger::open(
+        &e2e::settings(&e2e::Options::default(), &namespace).database_url,
+        &namespace,
+    )
+    .expect("a PostgreSQL URL");
+    ledger.migrate().await.expect("the ledger migrates");
+    let mut feed = Feed::new(&namespace).await;
+    feed.started("l-1", "s-l-1", 1_700_000_000_000, 2000, "UTC")
+        .await;
+    let lease = format!("{{{namespace}}}:lease:ledger");
+    let _: () = redis::cmd("SET")
+        .arg(&lease)
+        .arg("another-instance")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut store.conn())
+        .await
+        .expect("SET");
+
+    let lost = ledger.catch_up_as(&store, Some("this-instance")).await;
+    assert!(
+        matches!(lost, Err(ledger::LedgerError::LeaseLost)),
+        "{lost:?}"
+    );
+    assert_eq!(
+        support::ledger_offset(&namespace).await,
+        None,
+        "nothing stored"
+    );
+
+    let _: () = redis::cmd("DEL")
+        .arg(&lease)
+        .query_async(&mut store.conn())
+        .await
+        .expect("DEL");
+    let n = ledger
+        .catch_up_as(&store, Some("this-instance"))
+        .await
+        .expect("the lease is free again");
+    let events: usize = redis::cmd("XLEN")
+        .arg(format!("{{{namespace}}}:events"))
+        .query_async(&mut store.conn())
+        .await
+        .expect("XLEN");
+    assert_eq!(n, events, "the whole stream, once the lease is free");
+    assert!(support::ledger_offset(&namespace).await.is_some());
+    let holder: String = redis::cmd("GET")
+        .arg(&lease)
+        .query_async(&mut store.conn())
+        .await
+        .expect("GET");
+    assert_eq!(holder, "this-instance", "renewed as it committed");
+    e2e::drop_namespace(&namespace).await;
+}
