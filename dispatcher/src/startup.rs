@@ -73,7 +73,8 @@ impl Application {
         };
         let store = Store::open(&settings.redis_url, &settings.namespace)
             .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?
-            .with_offer_timeout(settings.offer_timeout);
+            .with_offer_timeout(settings.offer_timeout)
+            .with_min_replicas(settings.redis_min_replicas);
         match store.load_library().await {
             Ok(()) => {}
             Err(StoreError::Unavailable(e)) => {

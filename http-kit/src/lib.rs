@@ -61,6 +61,13 @@ pub fn client_error(e: StoreError) -> ClientError {
                 "the live state store is unavailable; retry shortly",
             )
         }
+        e @ StoreError::NotReplicated { .. } => {
+            tracing::warn!(error = %e, "a write not confirmed by enough replicas");
+            ClientError::new(
+                ErrorCode::Unavailable,
+                format!("{e}, so a failover could lose it; retry with the same Idempotency-Key"),
+            )
+        }
         StoreError::Corrupt(cause) => {
             tracing::error!(error = %cause, "unexpected store reply");
             ClientError::new(ErrorCode::Internal, "internal error")

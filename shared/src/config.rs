@@ -38,6 +38,9 @@ pub struct Settings {
     pub agent_api_listen: String,
     /// `REDIS_URL`.
     pub redis_url: String,
+    /// `REDIS_MIN_REPLICAS`: how many replicas must hold a ticket before its creation is
+    /// acknowledged.
+    pub redis_min_replicas: u32,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `DISPATCH_NAMESPACE`: part of every Redis key, stream and channel.
@@ -125,6 +128,8 @@ impl Settings {
         let dispatcher_listen = listen_addr(&get, "DISPATCHER_LISTEN", "127.0.0.1:8080")?;
         let agent_api_listen = listen_addr(&get, "AGENT_API_LISTEN", "127.0.0.1:8081")?;
 
+        let redis_min_replicas =
+            u32::try_from(number(&get, "REDIS_MIN_REPLICAS", 0, 0, 16)?).unwrap_or(0);
         let offer_timeout = Duration::from_secs(number(&get, "OFFER_TIMEOUT_SECS", 20, 1, 3600)?);
         let missed_offers_before_away =
             u32::try_from(number(&get, "MISSED_OFFERS_BEFORE_AWAY", 2, 1, 1000)?)
@@ -158,6 +163,7 @@ impl Settings {
             dispatcher_listen,
             agent_api_listen,
             redis_url,
+            redis_min_replicas,
             database_url,
             namespace,
             jwt_key,
@@ -295,6 +301,7 @@ mod tests {
         assert_eq!(s.dispatcher_listen, "127.0.0.1:8080");
         assert_eq!(s.agent_api_listen, "127.0.0.1:8081");
         assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(s.redis_min_replicas, 0);
         assert_eq!(s.namespace, "dispatch");
         assert_eq!(s.offer_timeout, Duration::from_secs(20));
         assert_eq!(s.missed_offers_before_away, 2);
@@ -312,6 +319,10 @@ mod tests {
         assert_eq!(e.var, "OFFER_TIMEOUT_SECS");
         let e = settings(&[("JWT_SECRET", "x"), ("OFFER_TIMEOUT_SECS", "0")]).expect_err("zero");
         assert_eq!(e.var, "OFFER_TIMEOUT_SECS");
+        for bad in ["one", "-1", "17"] {
+            let e = settings(&[("JWT_SECRET", "x"), ("REDIS_MIN_REPLICAS", bad)]).expect_err(bad);
+            assert_eq!(e.var, "REDIS_MIN_REPLICAS");
+        }
         let e = settings(&[("JWT_SECRET", "x"), ("BREAKS_PAID", "maybe")]).expect_err("bool");
         assert_eq!(e.var, "BREAKS_PAID");
         let e = settings(&[("JWT_SECRET", "x"), ("DISPATCH_NAMESPACE", "a{b}")]).expect_err("ns");

@@ -498,3 +498,62 @@ async fn a_broken_push_subscription_sends_each_connection_its_state_again() {
     agent.close().await;
     services.stop().await;
 }
+
+/// With `REDIS_MIN_REPLICAS=1` a ticket is acknowledged only once a replica holds it: 201 while
+/// the replica follows, 503 `unavailable` (with `Retry-After`) within about a second once it is
+/// gone, and a retry with the same `Idempotency-Key` gets the same ticket once a replica is back.
+#[tokio::test]
+async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
+    let (redis, mut replica) = (RedisServer::start(), RedisServer::start());
+    redis.wait_ready().await;
+    replica.wait_ready().await;
+    let follow = ["REPLICAOF", "127.0.0.1", &redis.port.to_string()];
+    redis_command(&replica.url(), &follow).await;
+    wait_synced(&replica.url()).await;
+    let namespace = fresh_namespace();
+    let mut s = settings(&Options::default(), &namespace);
+    s.redis_url = redis.url();
+    s.redis_min_replicas = 1;
+    let services = spawn_from(s, namespace, 1, 1).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    let body = ticket("sv", json!({}), 5);
+    let a = services.post_ticket(&body).await;
+    assert_eq!(a.status, 201, "a replica holds it: {a:?}");
+
+    replica.kill();
+    let post = || {
+        services.send(
+            services
+                .http
+                .post(services.dispatcher("/v1/tickets"))
+                .header("Idempotency-Key", "k-1")
+                .json(&body),
+            "escalation",
+        )
+    };
+    let started = Instant::now();
+    let a = post().await;
+    assert_unavailable(&a, "POST /v1/tickets without a replica");
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("replica")),
+        "says why: {a:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    replica.spawn();
+    replica.wait_ready().await;
+    redis_command(&replica.url(), &follow).await;
+    wait_synced(&replica.url()).await;
+    let again = post().await;
+    assert_eq!(
+        again.status, 200,
+        "the ticket the first try made: {again:?}"
+    );
+    services.stop().await;
+}

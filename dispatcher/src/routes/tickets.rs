@@ -108,11 +108,14 @@ pub async fn create(
                 .await?
                 .ok_or_else(|| not_found(&existing))?;
             tracing::info!(ticket_id = %existing, "ticket posted again");
+            store.replicated().await?;
             return Ok(HttpResponse::Ok().json(view));
         }
     };
     let offered = matcher.route_created(id.as_str(), routed).await?;
     tracing::info!(ticket_id = %id, offered_to = offered.as_deref(), "ticket posted");
+    // Acknowledged only once `REDIS_MIN_REPLICAS` replicas hold it (API.md §11).
+    store.replicated().await?;
     // The ticket as it stands after its first routing, built from what was posted rather than
     // read back: the response costs no Redis call of its own.
     let mut view = TicketView::posted(id, &body.value, Timestamp::from_millis(created_ms));

@@ -46,6 +46,15 @@ pub enum StoreError {
     /// Redis answered something we did not expect: a bug or a foreign writer.
     #[error("unexpected reply from redis: {0}")]
     Corrupt(String),
+    /// Fewer replicas than `REDIS_MIN_REPLICAS` confirmed a write in time (the caller answers
+    /// 503: the write is on the primary, and a failover could lose it).
+    #[error("only {acked} of {wanted} replicas confirmed the write within 1 s")]
+    NotReplicated {
+        /// `REDIS_MIN_REPLICAS`.
+        wanted: u32,
+        /// How many did.
+        acked: u32,
+    },
 }
 
 /// The codes with which Redis refuses work it may take again soon (API.md §11, "cannot write
@@ -110,6 +119,8 @@ pub struct Store {
     /// How long the offers made inside a transition last: a transition that frees an agent
     /// offers it the next waiting ticket in the same atomic step (see `src/lua/matching.lua`).
     offer_timeout: Duration,
+    /// How many replicas must hold a write before it is acknowledged (`REDIS_MIN_REPLICAS`).
+    min_replicas: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,6 +142,7 @@ impl Store {
             conn,
             keys: Keys::new(namespace),
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
+            min_replicas: 0,
         })
     }
 
@@ -162,6 +174,35 @@ impl Store {
     pub fn with_offer_timeout(mut self, timeout: Duration) -> Self {
         self.offer_timeout = timeout;
         self
+    }
+
+    /// The same store, confirming writes on `n` replicas where [`Store::replicated`] is asked
+    /// (`REDIS_MIN_REPLICAS`; 0, the default, confirms nothing).
+    pub fn with_min_replicas(mut self, n: u32) -> Self {
+        self.min_replicas = n;
+        self
+    }
+
+    /// Waits until `REDIS_MIN_REPLICAS` replicas hold every write made so far on this store's
+    /// connection (`WAIT`), for at most a second; [`StoreError::NotReplicated`] if fewer do.
+    /// Redis replication is asynchronous: without this, a failover can lose what the primary
+    /// acknowledged last; with it, a write the caller was told about is on that many replicas.
+    pub async fn replicated(&self) -> Result<(), StoreError> {
+        if self.min_replicas == 0 {
+            return Ok(());
+        }
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(self.min_replicas)
+            .arg(1000)
+            .query_async(&mut self.conn())
+            .await?;
+        if acked < self.min_replicas {
+            return Err(StoreError::NotReplicated {
+                wanted: self.min_replicas,
+                acked,
+            });
+        }
+        Ok(())
     }
 
     /// How long the offers this store makes last.
