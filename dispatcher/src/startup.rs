@@ -54,9 +54,16 @@ fn readiness(store: &Store, ledger: &Ledger) -> Readiness {
             let store = store.clone();
             async move { store.takes_writes().await }
         }),
-        Probe::optional("postgres", move || {
+        Probe::optional("postgres", {
             let ledger = ledger.clone();
-            async move { ledger.ping().await }
+            move || {
+                let ledger = ledger.clone();
+                async move { ledger.ping().await }
+            }
+        }),
+        Probe::report("ledger", move || {
+            let ledger = ledger.clone();
+            async move { ledger.gap_report().await }
         }),
     ])
 }

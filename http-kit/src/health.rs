@@ -10,7 +10,8 @@ use shared::error::{ClientError, ErrorCode};
 
 use crate::problem;
 
-type Check = dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync;
+/// A check: `None` while all is well, else what is wrong (shown in `/readyz`'s body).
+type Check = dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;
 
 /// One dependency `/readyz` reports on.
 #[derive(Clone)]
@@ -40,7 +41,10 @@ impl Probe {
         Self {
             name,
             required: true,
-            check: Arc::new(move || Box::pin(check())),
+            check: Arc::new(move || {
+                let ok = check();
+                Box::pin(async move { (!ok.await).then(|| "unavailable".to_owned()) })
+            }),
         }
     }
 
@@ -53,6 +57,20 @@ impl Probe {
         Self {
             required: false,
             ..Self::required(name, check)
+        }
+    }
+
+    /// Something `/readyz` reports without ever failing on it: `check` says what is wrong, if
+    /// anything (the ledger's gaps).
+    pub fn report<F, Fut>(name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        Self {
+            name,
+            required: false,
+            check: Arc::new(move || Box::pin(check())),
         }
     }
 }
@@ -79,20 +97,18 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// an optional one failing affects only some endpoints (PostgreSQL: only payroll).
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let results = futures_util::future::join_all(readiness.0.iter().map(|p| async move {
-        let ok = tokio::time::timeout(PROBE_TIMEOUT, (p.check)())
+        let problem = tokio::time::timeout(PROBE_TIMEOUT, (p.check)())
             .await
-            .unwrap_or(false);
-        (p, ok)
+            .unwrap_or_else(|_| Some("unavailable".to_owned()));
+        (p, problem)
     }))
     .await;
     let mut body = serde_json::Map::new();
     let mut failed = Vec::new();
-    for (probe, ok) in &results {
-        body.insert(
-            probe.name.to_owned(),
-            serde_json::Value::from(if *ok { "ok" } else { "unavailable" }),
-        );
-        if !ok && probe.required {
+    for (probe, problem) in &results {
+        let state = problem.as_deref().unwrap_or("ok");
+        body.insert(probe.name.to_owned(), serde_json::Value::from(state));
+        if problem.is_some() && probe.required {
             failed.push(probe.name);
         }
     }
@@ -102,7 +118,7 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     }
     let states: Vec<String> = results
         .iter()
-        .map(|(p, ok)| format!("{}: {}", p.name, if *ok { "ok" } else { "unavailable" }))
+        .map(|(p, problem)| format!("{}: {}", p.name, problem.as_deref().unwrap_or("ok")))
         .collect();
     problem(&ClientError::new(
         ErrorCode::Unavailable,

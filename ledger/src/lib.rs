@@ -75,6 +75,8 @@ pub struct Ledger {
     /// The stored offset the stream was last trimmed all the way to: while nothing new is
     /// stored, trimming again would change nothing.
     trimmed: Arc<Mutex<Option<shared::events::StreamId>>>,
+    /// Set when a gap was recorded: the writer reconciles the open shifts at once.
+    gap_found: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Ledger {
@@ -89,6 +91,7 @@ impl Ledger {
             namespace: namespace.to_owned(),
             stream_retention: Duration::from_secs(3600),
             trimmed: Arc::default(),
+            gap_found: Arc::default(),
         })
     }
 
@@ -112,6 +115,26 @@ impl Ledger {
     pub async fn migrate(&self) -> Result<(), LedgerError> {
         sqlx::migrate!("./migrations").run(&self.pool).await?;
         Ok(())
+    }
+
+    /// The latest gap in the stream the ledger found (events gone before it stored them), said
+    /// for `/readyz`'s body; `None` if there is none (or PostgreSQL cannot tell now).
+    pub async fn gap_report(&self) -> Option<String> {
+        let row: (i64, i64, i64, i64, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+            "SELECT after_ms, after_seq, lost_until_ms, lost_until_seq, detected_at
+               FROM ledger_gaps WHERE namespace = $1 ORDER BY detected_at DESC LIMIT 1",
+        )
+        .bind(&self.namespace)
+        .fetch_optional(&self.pool)
+        .await
+        .ok()??;
+        let (after_ms, after_seq, until_ms, until_seq, at) = row;
+        Some(format!(
+            "events after {after_ms}-{after_seq} and before {until_ms}-{until_seq} left the \
+             stream before the ledger stored them (found {}); the shifts they touched were closed from \
+             the live state, marked recovered",
+            at.to_rfc3339()
+        ))
     }
 
     /// Whether PostgreSQL answers within a second.

@@ -37,6 +37,8 @@ struct Batch {
     last: StreamId,
     /// The tickets that ended in the batch, read from Redis (view and note) to archive.
     ended: Vec<(shared::domain::TicketView, String)>,
+    /// Events lost before it: after the stored one, up to (not including) its first.
+    gap: Option<(StreamId, StreamId)>,
 }
 
 /// Whether the database refused `e` for what the statement holds (a data exception, SQLSTATE
@@ -82,24 +84,40 @@ impl Ledger {
     }
 
     async fn apply_batch(&self, store: &Store, holder: Option<&str>) -> Result<usize, LedgerError> {
-        let stored = self.offset().await?;
-        let start = match stored {
-            Some((ms, seq)) => format!("({ms}-{seq}"),
-            None => "-".to_owned(),
-        };
+        let stored = self
+            .offset()
+            .await?
+            .filter(|&(ms, seq)| (ms, seq) != (0, 0))
+            .map(|(ms, seq)| StreamId { ms, seq });
+        // The read starts at the stored event itself, which the ledger's trims keep: if it is
+        // gone, events after it may have gone with it before they were stored (a gap).
+        let start = stored.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let mut conn = store.conn();
-        let reply: redis::streams::StreamRangeReply = conn
-            .xrange_count(store.keys().events(), &start, "+", BATCH)
+        let mut reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(store.keys().events(), &start, "+", BATCH + 1)
             .await?;
+        let first = reply.ids.first().and_then(|e| StreamId::parse(&e.id));
+        let gap = match (stored, first) {
+            (Some(s), Some(f)) if f == s => {
+                reply.ids.remove(0);
+                None
+            }
+            (Some(s), Some(f)) => Some((s, f)),
+            (None, Some(f)) if self.lost_before_first(store).await? => {
+                Some((StreamId { ms: 0, seq: 0 }, f))
+            }
+            _ => None,
+        };
         let read = reply.ids.len();
         let Some(mut batch) = read_batch(reply) else {
             // Nothing new: what was stored still leaves the stream once past its retention, so
             // that the stream does not keep the last busy minutes for as long as it is quiet.
-            if let Some((ms, seq)) = stored {
-                self.trim(store, StreamId { ms, seq }).await;
+            if let Some(stored) = stored {
+                self.trim(store, stored).await;
             }
             return Ok(0);
         };
+        batch.gap = gap;
         // Ended tickets are read before the transaction and marked stored (in Redis) only after
         // it commits, so Redis lets a ticket go only once PostgreSQL has it.
         let ended: Vec<String> = batch
@@ -128,6 +146,24 @@ impl Ledger {
         Ok(read)
     }
 
+    /// Whether events left the stream before a ledger that has stored nothing yet read them:
+    /// the stream has had more entries than it holds (`XINFO STREAM`), and a ledger trims only
+    /// what it stored.
+    async fn lost_before_first(&self, store: &Store) -> Result<bool, LedgerError> {
+        let mut conn = store.conn();
+        let info: HashMap<String, redis::Value> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(store.keys().events())
+            .query_async(&mut conn)
+            .await?;
+        let number = |k: &str| {
+            info.get(k)
+                .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+                .unwrap_or(0)
+        };
+        Ok(number("entries-added") > number("length"))
+    }
+
     /// Applies `batch` and advances the offset in one transaction. With `isolate`, each event
     /// runs under a savepoint and one the database refuses goes to `ledger_rejects` instead.
     /// With `lease`, the writer's lease is renewed just before the commit, which does not
@@ -150,6 +186,9 @@ impl Ledger {
             self.reject(&mut tx, *id, fields, error).await?;
         }
         archive(&mut tx, &self.namespace, &batch.ended).await?;
+        if let Some((after, until)) = batch.gap {
+            self.record_gap(&mut tx, after, until).await?;
+        }
         sqlx::query(
             "INSERT INTO ledger_offsets (namespace, last_ms, last_seq) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO UPDATE SET last_ms = $2, last_seq = $3",
@@ -165,6 +204,36 @@ impl Ledger {
             }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the events after `after` up to (not including) `until` left the stream
+    /// before the ledger stored them, and has the writer close the open shifts the live state
+    /// no longer has (their ends may be among them) once the batch commits.
+    async fn record_gap(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        after: StreamId,
+        until: StreamId,
+    ) -> Result<(), LedgerError> {
+        tracing::error!(
+            %after,
+            %until,
+            "events left the stream before the ledger stored them; closing the shifts they touched from the live state"
+        );
+        sqlx::query(
+            "INSERT INTO ledger_gaps (namespace, after_ms, after_seq, lost_until_ms, lost_until_seq)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.namespace)
+        .bind(after.ms)
+        .bind(after.seq)
+        .bind(until.ms)
+        .bind(until.seq)
+        .execute(&mut *tx)
+        .await?;
+        self.gap_found
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -337,7 +406,10 @@ impl Ledger {
             *migrated = true;
         }
         self.catch_up_as(store, Some(holder)).await?;
-        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+        let gap = self
+            .gap_found
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if gap || last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
             self.reconcile(store, holder).await?;
             *last_reconcile = Some(tokio::time::Instant::now());
         }
@@ -353,6 +425,7 @@ fn read_batch(reply: redis::streams::StreamRangeReply) -> Option<Batch> {
         unreadable: Vec::new(),
         last: StreamId::parse(&reply.ids.last()?.id)?,
         ended: Vec::new(),
+        gap: None,
     };
     for entry in reply.ids {
         let Some(id) = StreamId::parse(&entry.id) else {

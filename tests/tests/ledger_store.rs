@@ -427,3 +427,81 @@ async fn a_writer_that_lost_its_lease_commits_nothing() {
     assert_eq!(holder, "this-instance", "renewed as it committed");
     e2e::drop_namespace(&namespace).await;
 }
+
+/// Events that leave the stream before the ledger stored them (the stream's cap trimmed a
+/// backlog, say) are a gap: the writer records it, says so in `/readyz`'s body (which stays 200),
+/// and closes the open shifts the live state no longer has, marked recovered, instead of
+/// leaving them open for ever.
+#[tokio::test]
+async fn events_gone_before_the_ledger_stored_them_are_a_gap_it_reports_and_mends() {
+    let app = spawn_app().await;
+    let ns = app.namespace.clone();
+    let mut feed = Feed::new(&ns).await;
+    let t = ms(at("2026-11-30T09:00:00Z"));
+    feed.started("g-1", "s-gap-1", t, 2000, "UTC").await;
+    feed.applied().await;
+    let readyz = e2e::fetch(app.http.get(app.dispatcher("/readyz"))).await;
+    assert_eq!(readyz.body["ledger"], "ok", "{readyz:?}");
+
+    // The shift ends in Redis, and its event leaves the stream before the ledger reads it.
+    let mut conn = app.redis().await;
+    let _: () = redis::pipe()
+        .atomic()
+        .hdel(format!("{{{ns}}}:agent:g-1"), "shift")
+        .ignore()
+        .cmd("XADD")
+        .arg(format!("{{{ns}}}:events"))
+        .arg("*")
+        .arg("type")
+        .arg("shift_ended")
+        .arg("ts")
+        .arg(t + 60_000)
+        .arg("agent")
+        .arg("g-1")
+        .arg("shift")
+        .arg("s-gap-1")
+        .arg("reason")
+        .arg("requested")
+        .ignore()
+        .cmd("XTRIM")
+        .arg(format!("{{{ns}}}:events"))
+        .arg("MAXLEN")
+        .arg(0)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .expect("the event is lost");
+    // The gap shows when the next event comes.
+    feed.started("g-2", "s-gap-2", t + 120_000, 2000, "UTC")
+        .await;
+
+    support::eventually(
+        "the gap to be reported",
+        std::time::Duration::from_secs(20),
+        || async {
+            let readyz = e2e::fetch(app.http.get(app.dispatcher("/readyz"))).await;
+            let said = readyz.body["ledger"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (readyz.status == 200 && said.contains("left the stream")).then_some(said)
+        },
+    )
+    .await;
+    let gaps = sql(&format!(
+        "SELECT count(*) FROM ledger_gaps WHERE namespace = '{ns}'"
+    ))
+    .await;
+    assert_eq!(gaps.trim(), "1");
+    let closed = sql(&format!(
+        "SELECT recovered || ' ' || (ended_at IS NOT NULL) FROM shifts
+          WHERE namespace = '{ns}' AND shift_id = 's-gap-1'"
+    ))
+    .await;
+    assert_eq!(closed.trim(), "true true", "closed from the live state");
+    let live = sql(&format!(
+        "SELECT (ended_at IS NULL)::text FROM shifts WHERE namespace = '{ns}' AND shift_id = 's-gap-2'"
+    ))
+    .await;
+    assert_eq!(live.trim(), "true", "the shift after the gap goes on");
+}
