@@ -38,15 +38,27 @@ impl RedisServer {
     /// Starts the process (again) on the same port.
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
+        // Replication writes an RDB file even without `save`: into a folder of its own, not
+        // the checkout.
+        // It starts empty: a file a replication left would be loaded.
+        let dir = self.dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a folder for redis-server");
         let child = Command::new("redis-server")
             .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
             .args(["--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed and starts");
         self.child = Some(child);
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("e2e-redis-{}", self.port))
     }
 
     /// Kills the process (SIGKILL: Redis goes away without a goodbye) and reaps it.
@@ -96,6 +108,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(self.dir());
     }
 }
 
