@@ -58,6 +58,9 @@ enum Command {
     },
 }
 
+/// An offer whose push found no connection of its agent here: (agent, offer).
+pub type Unreached = (String, String);
+
 /// A clonable handle on the hub task.
 #[derive(Debug, Clone)]
 pub struct Hub {
@@ -65,10 +68,17 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub task; it ends when every handle is dropped.
+    /// Starts the hub task; it ends when every handle is dropped. Offers it cannot deliver go
+    /// nowhere.
     pub fn start() -> Self {
+        Self::start_reporting(mpsc::channel(1).0)
+    }
+
+    /// Starts the hub task, sending on `unreached` each offer whose push finds no connection of
+    /// its agent here (dropped if the receiver lags).
+    pub fn start_reporting(unreached: mpsc::Sender<Unreached>) -> Self {
         let (tx, rx) = mpsc::channel(HUB_CAPACITY);
-        tokio::spawn(run(rx));
+        tokio::spawn(run(rx, unreached));
         Self { tx }
     }
 
@@ -116,7 +126,7 @@ impl Hub {
 
 type Entry = (String, mpsc::Sender<Outbound>);
 
-async fn run(mut rx: mpsc::Receiver<Command>) {
+async fn run(mut rx: mpsc::Receiver<Command>, unreached: mpsc::Sender<Unreached>) {
     // The connection each agent's pushes go to, and the one it displaced, not yet closed.
     let mut live: HashMap<String, Entry> = HashMap::new();
     let mut retiring: HashMap<String, Entry> = HashMap::new();
@@ -160,6 +170,13 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
                 out,
             }) => {
                 let Some((conn, tx)) = live.get(&agent) else {
+                    if let Outbound::Frame {
+                        offer_id: Some(offer),
+                        ..
+                    } = out
+                    {
+                        let _ = unreached.try_send((agent, offer));
+                    }
                     continue;
                 };
                 if target.is_some_and(|target| target != *conn) {
@@ -233,6 +250,29 @@ mod tests {
         )
         .await;
         assert_eq!(rx.recv().await, Some(Outbound::Close(4009)));
+    }
+
+    #[tokio::test]
+    async fn an_offer_for_an_agent_not_here_is_reported() {
+        let (report, mut reports) = mpsc::channel(4);
+        let hub = Hub::start_reporting(report);
+        let (tx, _rx) = mpsc::channel(4);
+        hub.register("a", "c1", tx).await;
+        let offer = |agent: &str, offer: &str| Delivery {
+            agent: agent.into(),
+            conn: None,
+            out: Outbound::Frame {
+                text: "{}".into(),
+                offer_id: Some(offer.into()),
+            },
+        };
+        hub.deliver(offer("a", "o-here")).await;
+        hub.deliver(offer("b", "o-away")).await;
+        assert_eq!(reports.recv().await, Some(("b".into(), "o-away".into())));
+        assert!(
+            reports.try_recv().is_err(),
+            "only the offer for an agent not here"
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use shared::protocol::Push;
 use shared::store::{Store, GATEWAY_HEARTBEAT};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Hub, Outbound};
+use crate::hub::{Hub, Outbound, Unreached};
 
 /// A push as the hub hands it on: whose connection it is for, and what to send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +175,39 @@ pub async fn subscribe(
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Tells Redis of each offer whose push found no connection of its agent here (its connection
+/// closed, the disconnect not recorded yet), so that the connection is dropped and the offer
+/// withdrawn at once rather than lapsing later as missed ([`Store::offer_unreached`]).
+pub async fn report_unreached(
+    store: Store,
+    instance: String,
+    grace: Duration,
+    mut unreached: tokio::sync::mpsc::Receiver<Unreached>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (agent, offer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = unreached.recv() => match next {
+                Some(u) => u,
+                None => return,
+            },
+        };
+        match store
+            .offer_unreached(&agent, &offer, &instance, grace)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(agent_id = %agent, offer_id = %offer, "an offer reached no connection here; withdrawn");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(agent_id = %agent, offer_id = %offer, error = %e, "an offer that reached no connection could not be withdrawn; it lapses instead");
+            }
+        }
     }
 }
 

@@ -93,7 +93,8 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let instance = format!("gw-{}", uuid::Uuid::new_v4().simple());
-        let hub = Hub::start();
+        let (unreached, unreached_rx) = tokio::sync::mpsc::channel(1024);
+        let hub = Hub::start_reporting(unreached);
         let gateway = web::Data::new(Gateway {
             store: store.clone(),
             verifier: verifier.clone(),
@@ -157,6 +158,13 @@ impl Application {
                 hub.clone(),
                 instance.clone(),
                 subscription,
+                shutdown.clone(),
+            )),
+            tokio::spawn(push::report_unreached(
+                store.clone(),
+                instance.clone(),
+                settings.disconnect_grace,
+                unreached_rx,
                 shutdown.clone(),
             )),
             tokio::spawn(push::heartbeat(

@@ -128,3 +128,20 @@ function Offer.decline(keys, args)
   if a then Queue.serve(P, aid, a, now, Match.offers(args[4], args[5])) end
   return {'ok'}
 end
+
+-- offer_unreached: a gateway got the push of offer `oid` for an agent it holds no connection
+-- of, so no client saw it: the connection Redis records there is gone (it closed, and its
+-- disconnect is not recorded yet). If Redis still records the agent as connected through that
+-- gateway with this offer pending, the connection is dropped now, as its disconnect would drop
+-- it: the offer is withdrawn (the ticket goes to the next agent without waiting for the
+-- deadline, and the agent is neither barred from it nor counted as having missed it) and the
+-- grace period starts. ARGV: agent id, offer id, gateway instance, grace ms.
+-- Reply: 'ok', '1' if dropped, else '0'.
+function Offer.unreached(keys, args)
+  local P, now = K.prefix_of(keys), U.now_ms()
+  local aid, oid, inst = args[1], args[2], args[3]
+  local a = Agent.read(P, aid)
+  if not a or a.offer ~= oid or a.inst ~= inst or a.connected ~= '1' then return {'ok', '0'} end
+  Shift.drop_connection(P, aid, a, a.conn, now, tonumber(args[4]), now, false)
+  return {'ok', '1'}
+end

@@ -61,6 +61,8 @@ pub enum Function {
     ReapGateway,
     /// Ended tickets leave Redis once stored and past the retention.
     PurgeTickets,
+    /// An offer's push found no connection of its agent on the gateway.
+    OfferUnreached,
     /// The ledger's committed mark.
     LedgerStored,
     /// A lease held by one instance at a time.
@@ -69,7 +71,7 @@ pub enum Function {
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 19] = [
+    pub const ALL: [Function; 20] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
@@ -89,6 +91,7 @@ impl Function {
         Self::PurgeTickets,
         Self::LedgerStored,
         Self::Lease,
+        Self::OfferUnreached,
     ];
 
     /// The name `library.lua` registers it under (without prefix and version).
@@ -111,6 +114,7 @@ impl Function {
             Self::ExpireGrace => "expire_grace",
             Self::ReapGateway => "reap_gateway",
             Self::PurgeTickets => "purge_tickets",
+            Self::OfferUnreached => "offer_unreached",
             Self::LedgerStored => "ledger_stored",
             Self::Lease => "lease",
         }

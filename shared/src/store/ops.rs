@@ -363,6 +363,26 @@ impl Store {
         .await
     }
 
+    /// Gateway `instance` got the push of `offer` for `agent` and holds no connection of it:
+    /// if Redis still records the agent as connected there with that offer pending, that
+    /// connection is dropped now (grace `grace`), as its disconnect would drop it, and the offer
+    /// withdrawn, not missed. Whether it was.
+    pub async fn offer_unreached(
+        &self,
+        agent: &str,
+        offer: &str,
+        instance: &str,
+        grace: Duration,
+    ) -> Result<bool, StoreError> {
+        let n: Count = self
+            .call(
+                Function::OfferUnreached,
+                &[agent, offer, instance, &millis(grace)],
+            )
+            .await?;
+        Ok(n.0 == 1)
+    }
+
     /// The connection `conn` of the agent closed.
     pub async fn disconnect(
         &self,

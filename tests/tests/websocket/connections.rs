@@ -361,3 +361,62 @@ async fn a_live_gateway_taken_for_dead_binds_its_connections_again() {
     let offer = one.expect("offer").await;
     assert_eq!(offer["ticket_id"], id.as_str());
 }
+
+/// An offer pushed to a gateway that holds no connection of its agent (the connection closed,
+/// its disconnect not recorded yet) reached no client: the gateway says so, and Redis drops
+/// that connection at once, as its disconnect would. The offer is withdrawn, not missed: the
+/// agent is not barred from the ticket, and the ticket does not wait out the offer timeout.
+#[tokio::test]
+async fn an_offer_no_connection_received_is_withdrawn_not_missed() {
+    let app = spawn_app().await;
+    // A real connection, to learn the gateway's instance.
+    let _other = app.welcomed_agent("a-0", &agent_profile()).await;
+    let keys = shared::keys::Keys::new(&app.namespace);
+    let inst: String = redis::cmd("HGET")
+        .arg(keys.agent("a-0"))
+        .arg("inst")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("the gateway's instance");
+    // Redis records a-1 as connected through that gateway, which holds no such connection.
+    app.add_agent("a-1", &agent_profile()).await;
+    let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
+    let agent = shared::domain::AgentId::try_from("a-1").expect("an agent id");
+    store
+        .connect(&agent, "c-gone", &inst)
+        .await
+        .expect("connected");
+    store
+        .set_status(&agent, shared::domain::RequestedStatus::Available)
+        .await
+        .expect("available");
+
+    let id = app
+        .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
+        .await;
+    let ticket = app.wait_ticket_status(&id, "queued").await;
+    assert_eq!(ticket["offers_made"], 1, "{ticket}");
+    let s = state(&app, "a-1").await;
+    assert_eq!(
+        s["connected"], false,
+        "dropped as its disconnect would: {s}"
+    );
+    let (missed, barred): (Option<String>, bool) = redis::pipe()
+        .hget(keys.agent("a-1"), "missed")
+        .sismember(keys.declined(&id), "a-1")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("the agent's record");
+    assert!(
+        missed.as_deref().is_none_or(|m| m == "0"),
+        "not counted as missed: {missed:?}"
+    );
+    assert!(!barred, "not barred from the ticket");
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.get("type").map(String::as_str) == Some("offer_withdrawn")),
+        "withdrawn: {events:?}"
+    );
+}
