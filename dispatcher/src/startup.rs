@@ -91,7 +91,8 @@ impl Application {
         }
         let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
             .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?
-            .with_stream_retention(settings.event_retention);
+            .with_stream_retention(settings.event_retention)
+            .with_backlog_max(settings.ledger_backlog_max);
         let listener = TcpListener::bind(&settings.dispatcher_listen).map_err(|source| {
             StartupError::Bind {
                 addr: settings.dispatcher_listen.clone(),

@@ -75,6 +75,8 @@ pub struct Ledger {
     /// The stored offset the stream was last trimmed all the way to: while nothing new is
     /// stored, trimming again would change nothing.
     trimmed: Arc<Mutex<Option<shared::events::StreamId>>>,
+    /// The most events the stream keeps (`LEDGER_BACKLOG_MAX`).
+    backlog_max: u64,
     /// Set when a gap was recorded: the writer reconciles the open shifts at once.
     gap_found: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -91,6 +93,7 @@ impl Ledger {
             namespace: namespace.to_owned(),
             stream_retention: Duration::from_secs(3600),
             trimmed: Arc::default(),
+            backlog_max: 5_000_000,
             gap_found: Arc::default(),
         })
     }
@@ -98,6 +101,12 @@ impl Ledger {
     /// The same ledger, leaving events it stored in the stream for `retention`.
     pub fn with_stream_retention(mut self, retention: Duration) -> Self {
         self.stream_retention = retention;
+        self
+    }
+
+    /// The same ledger, keeping at most `max` events in the stream (`LEDGER_BACKLOG_MAX`).
+    pub fn with_backlog_max(mut self, max: u64) -> Self {
+        self.backlog_max = max;
         self
     }
 

@@ -26,6 +26,8 @@ use crate::{Ledger, LedgerError};
 const BATCH: usize = 1000;
 /// How long the writer's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(10);
+/// How often the stream is held to `LEDGER_BACKLOG_MAX`.
+const BOUND_EVERY: Duration = Duration::from_secs(5);
 /// How often open shifts are checked against the live state.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
@@ -361,11 +363,41 @@ impl Ledger {
         Ok(closed)
     }
 
-    /// Runs until `shutdown`: while holding the lease, keeps the ledger caught up.
+    /// Keeps the stream within `LEDGER_BACKLOG_MAX` events: while PostgreSQL is down the
+    /// events wait there, and past the budget the oldest are given up (the writer reports them
+    /// as a gap once it can store again) rather than let Redis run out of memory. `MAXLEN ~`
+    /// trims whole nodes only, so the stream may hold up to a node more; under the budget it
+    /// changes nothing and costs one command.
+    async fn bound_backlog(&self, store: &Store) {
+        let trimmed: redis::RedisResult<u64> = redis::cmd("XTRIM")
+            .arg(store.keys().events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.backlog_max)
+            .query_async(&mut store.conn())
+            .await;
+        match trimmed {
+            Ok(0) => {}
+            Ok(n) => tracing::error!(
+                events = n,
+                budget = self.backlog_max,
+                "the stream is over LEDGER_BACKLOG_MAX: its oldest events were given up"
+            ),
+            Err(e) => tracing::debug!(error = %e, "cannot bound the stream"),
+        }
+    }
+
+    /// Runs until `shutdown`: while holding the lease, keeps the ledger caught up; whether or
+    /// not, keeps the stream within its budget.
     pub async fn run_writer(self, store: Store, holder: String, shutdown: CancellationToken) {
         let mut migrated = false;
         let mut last_reconcile: Option<tokio::time::Instant> = None;
+        let mut last_bound: Option<tokio::time::Instant> = None;
         loop {
+            if last_bound.is_none_or(|t| t.elapsed() >= BOUND_EVERY) {
+                self.bound_backlog(&store).await;
+                last_bound = Some(tokio::time::Instant::now());
+            }
             let wait = match self
                 .writer_step(&store, &holder, &mut migrated, &mut last_reconcile)
                 .await

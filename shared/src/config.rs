@@ -67,6 +67,9 @@ pub struct Settings {
     pub ticket_retention: Duration,
     /// `EVENT_RETENTION_SECS`: how long the stream keeps events the ledger has stored.
     pub event_retention: Duration,
+    /// `LEDGER_BACKLOG_MAX`: the most events the stream keeps, stored or not (while PostgreSQL
+    /// is down, the oldest unstored ones beyond it are given up, and reported as a gap).
+    pub ledger_backlog_max: u64,
 }
 
 impl Settings {
@@ -141,6 +144,7 @@ impl Settings {
             Duration::from_secs(number(&get, "TICKET_RETENTION_SECS", 3600, 1, 90 * 86_400)?);
         let event_retention =
             Duration::from_secs(number(&get, "EVENT_RETENTION_SECS", 3600, 1, 30 * 86_400)?);
+        let ledger_backlog_max = number(&get, "LEDGER_BACKLOG_MAX", 5_000_000, 1_000, 20_000_000)?;
 
         let agent_app_origins = get("AGENT_APP_ORIGINS")
             .map(|v| {
@@ -177,6 +181,7 @@ impl Settings {
             agent_app_origins,
             ticket_retention,
             event_retention,
+            ledger_backlog_max,
         })
     }
 
@@ -310,6 +315,7 @@ mod tests {
         assert!(s.agent_app_origins.is_empty());
         assert_eq!(s.ticket_retention, Duration::from_secs(3600));
         assert_eq!(s.event_retention, Duration::from_secs(3600));
+        assert_eq!(s.ledger_backlog_max, 5_000_000);
     }
 
     #[test]
@@ -319,6 +325,10 @@ mod tests {
         assert_eq!(e.var, "OFFER_TIMEOUT_SECS");
         let e = settings(&[("JWT_SECRET", "x"), ("OFFER_TIMEOUT_SECS", "0")]).expect_err("zero");
         assert_eq!(e.var, "OFFER_TIMEOUT_SECS");
+        for bad in ["999", "20000001", "lots"] {
+            let e = settings(&[("JWT_SECRET", "x"), ("LEDGER_BACKLOG_MAX", bad)]).expect_err(bad);
+            assert_eq!(e.var, "LEDGER_BACKLOG_MAX");
+        }
         for bad in ["one", "-1", "17"] {
             let e = settings(&[("JWT_SECRET", "x"), ("REDIS_MIN_REPLICAS", bad)]).expect_err(bad);
             assert_eq!(e.var, "REDIS_MIN_REPLICAS");

@@ -122,3 +122,48 @@ async fn outage(from_start: bool) {
         "{r}"
     );
 }
+
+/// While PostgreSQL is away the events wait in the stream, but no more than
+/// `LEDGER_BACKLOG_MAX` of them: past it the oldest are given up (and reported as a gap once
+/// the ledger can store again) rather than let Redis run out of memory.
+#[tokio::test]
+async fn the_stream_keeps_at_most_its_backlog_budget_while_postgres_is_away() {
+    let namespace = e2e::fresh_namespace();
+    let mut settings = e2e::settings(&Options::default(), &namespace);
+    settings.database_url = "postgres://postgres@127.0.0.1:1/unreachable".to_owned();
+    settings.ledger_backlog_max = 1_000;
+    let app = spawn_from(settings, namespace.clone(), 1, 1).await;
+    let stream = format!("{{{namespace}}}:events");
+    let mut pipe = redis::pipe();
+    for i in 0..3_000 {
+        pipe.cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("type")
+            .arg("agent_status")
+            .arg("n")
+            .arg(i)
+            .ignore();
+    }
+    let mut conn = app.redis().await;
+    let _: () = pipe.query_async(&mut conn).await.expect("XADD");
+    // Checked every 5 s; MAXLEN ~ trims whole nodes (100 entries by default).
+    eventually(
+        "the stream to be trimmed to its budget",
+        Duration::from_secs(15),
+        || {
+            let mut conn = conn.clone();
+            let stream = stream.clone();
+            async move {
+                let len: u64 = redis::cmd("XLEN")
+                    .arg(&stream)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("XLEN");
+                (len <= 1_100).then_some(len)
+            }
+        },
+    )
+    .await;
+    app.stop().await;
+}
