@@ -143,6 +143,15 @@ impl Ledger {
             }
             other => other?,
         }
+        if let Some((after, until)) = batch.gap {
+            tracing::error!(
+                %after,
+                %until,
+                "events left the stream before the ledger stored them; closing the shifts they touched from the live state"
+            );
+            self.gap_found
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         store.ledger_stored(batch.last).await?;
         self.trim(store, batch.last).await;
         Ok(read)
@@ -210,19 +219,15 @@ impl Ledger {
     }
 
     /// Records that the events after `after` up to (not including) `until` left the stream
-    /// before the ledger stored them, and has the writer close the open shifts the live state
-    /// no longer has (their ends may be among them) once the batch commits.
+    /// before the ledger stored them (in the batch's transaction; once it commits, the writer
+    /// is told to close the open shifts the live state no longer has: their ends may be among
+    /// the lost events).
     async fn record_gap(
         &self,
         tx: &mut sqlx::PgConnection,
         after: StreamId,
         until: StreamId,
     ) -> Result<(), LedgerError> {
-        tracing::error!(
-            %after,
-            %until,
-            "events left the stream before the ledger stored them; closing the shifts they touched from the live state"
-        );
         sqlx::query(
             "INSERT INTO ledger_gaps (namespace, after_ms, after_seq, lost_until_ms, lost_until_seq)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -234,8 +239,6 @@ impl Ledger {
         .bind(until.seq)
         .execute(&mut *tx)
         .await?;
-        self.gap_found
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
