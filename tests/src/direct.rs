@@ -32,17 +32,26 @@ pub async fn online_agent(store: &Store, id: &str, profile: &Value, available: b
         .put_agent(&aid, &profile_fields(profile))
         .await
         .expect("put_agent");
-    store
-        .connect(&aid, &format!("c-{id}"), "gw-test")
-        .await
-        .expect("connect");
+    connect(store, &aid, &format!("c-{id}"), "gw-test", available).await;
+    aid
+}
+
+/// Records agent `id` (on the roster already) as connected with `conn` through gateway
+/// `instance`, whether or not that gateway holds such a connection, and available.
+pub async fn connected_through(store: &Store, id: &str, conn: &str, instance: &str) -> AgentId {
+    let aid = AgentId::try_from(id).expect("an agent id");
+    connect(store, &aid, conn, instance, true).await;
+    aid
+}
+
+async fn connect(store: &Store, aid: &AgentId, conn: &str, instance: &str, available: bool) {
+    store.connect(aid, conn, instance).await.expect("connect");
     if available {
         store
-            .set_status(&aid, RequestedStatus::Available)
+            .set_status(aid, RequestedStatus::Available)
             .await
             .expect("available");
     }
-    aid
 }
 
 /// The runtime property tests block on (proptest's cases are synchronous).

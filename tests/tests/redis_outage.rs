@@ -35,6 +35,13 @@ impl RedisServer {
         server
     }
 
+    /// [`RedisServer::start`], once it answers.
+    async fn ready() -> Self {
+        let server = Self::start();
+        server.wait_ready().await;
+        server
+    }
+
     /// Starts the process (again) on the same port.
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
@@ -112,12 +119,15 @@ impl Drop for RedisServer {
     }
 }
 
-/// One dispatcher and one agent-app-api, in a fresh namespace, against the Redis at `redis_url`.
+/// One dispatcher and one agent-app-api, in a fresh namespace, against the Redis at
+/// `redis_url`, once both are ready.
 async fn start_services(redis_url: &str) -> TestApp {
     let namespace = fresh_namespace();
     let mut settings = settings(&Options::default(), &namespace);
     settings.redis_url = redis_url.to_owned();
-    spawn_from(settings, namespace, 1, 1).await
+    let services = spawn_from(settings, namespace, 1, 1).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    services
 }
 
 /// `path` on the dispatcher and on the gateway.
@@ -165,10 +175,8 @@ fn assert_unavailable(a: &Answer, what: &str) {
 
 #[tokio::test]
 async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
-    let mut redis = RedisServer::start();
-    redis.wait_ready().await;
+    let mut redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    wait_readyz(&services, 200, Duration::from_secs(10)).await;
 
     // An agent on shift.
     let body = profile(&["sv", "en"], json!({"refunds": 4}), 2);
@@ -295,7 +303,6 @@ where
     A: std::future::Future<Output = ()>,
 {
     let services = start_services(&redis.url()).await;
-    wait_readyz(&services, 200, Duration::from_secs(10)).await;
     let body = profile(&["sv"], json!({"refunds": 4}), 2);
     let a = services.put_agent("a-1", &body).await;
     assert_eq!(a.status, 201, "{a:?}");
@@ -332,8 +339,7 @@ where
 
 #[tokio::test]
 async fn a_redis_out_of_memory_answers_unavailable_until_it_has_room() {
-    let redis = RedisServer::start();
-    redis.wait_ready().await;
+    let redis = RedisServer::ready().await;
     let url = redis.url();
     refused_then_resumed(
         &redis,
@@ -350,9 +356,7 @@ async fn a_redis_out_of_memory_answers_unavailable_until_it_has_room() {
 
 #[tokio::test]
 async fn a_primary_demoted_to_a_replica_answers_unavailable_until_promoted_again() {
-    let (redis, other) = (RedisServer::start(), RedisServer::start());
-    redis.wait_ready().await;
-    other.wait_ready().await;
+    let (redis, other) = (RedisServer::ready().await, RedisServer::ready().await);
     let (url, other_url) = (redis.url(), other.url());
     let (port, other_port) = (redis.port.to_string(), other.port.to_string());
     refused_then_resumed(
@@ -376,10 +380,8 @@ async fn a_primary_demoted_to_a_replica_answers_unavailable_until_promoted_again
 
 #[tokio::test]
 async fn a_script_running_too_long_answers_unavailable_meanwhile() {
-    let redis = RedisServer::start();
-    redis.wait_ready().await;
+    let redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    wait_readyz(&services, 200, Duration::from_secs(10)).await;
     redis_command(
         &redis.url(),
         &["CONFIG", "SET", "busy-reply-threshold", "50"],
@@ -413,16 +415,13 @@ async fn a_script_running_too_long_answers_unavailable_meanwhile() {
 /// guard it would drop the agent before that beat.
 #[tokio::test]
 async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
-    let redis = RedisServer::start();
-    redis.wait_ready().await;
+    let redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    wait_readyz(&services, 200, Duration::from_secs(10)).await;
     let a = services
         .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
         .await;
     assert_eq!(a.status, 201, "{a:?}");
     let store = shared::store::Store::open(&redis.url(), &services.namespace).expect("store");
-    let agent = shared::domain::AgentId::try_from("a-1").expect("an agent id");
     let (gateway, gateways) = ("gw-played", store.keys().gateways());
     let beat = || async {
         let now = store.now_ms().await.expect("redis time");
@@ -435,14 +434,7 @@ async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
             .expect("a heartbeat");
     };
     beat().await;
-    store
-        .connect(&agent, "c-played", gateway)
-        .await
-        .expect("connected");
-    store
-        .set_status(&agent, shared::domain::RequestedStatus::Available)
-        .await
-        .expect("available");
+    e2e::direct::connected_through(&store, "a-1", "c-played", gateway).await;
 
     redis.signal("STOP");
     tokio::time::sleep(Duration::from_secs(16)).await;
@@ -471,10 +463,8 @@ async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
 /// it would break every test's gateways.)
 #[tokio::test]
 async fn a_broken_push_subscription_sends_each_connection_its_state_again() {
-    let redis = RedisServer::start();
-    redis.wait_ready().await;
+    let redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    wait_readyz(&services, 200, Duration::from_secs(10)).await;
     let a = services
         .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
         .await;
@@ -517,9 +507,7 @@ async fn a_broken_push_subscription_sends_each_connection_its_state_again() {
 /// gone, and a retry with the same `Idempotency-Key` gets the same ticket once a replica is back.
 #[tokio::test]
 async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
-    let (redis, mut replica) = (RedisServer::start(), RedisServer::start());
-    redis.wait_ready().await;
-    replica.wait_ready().await;
+    let (redis, mut replica) = (RedisServer::ready().await, RedisServer::ready().await);
     let follow = ["REPLICAOF", "127.0.0.1", &redis.port.to_string()];
     redis_command(&replica.url(), &follow).await;
     wait_synced(&replica.url()).await;

@@ -8,7 +8,7 @@ use agent_app_api::push::Delivery;
 use e2e::{profile, spawn_app, ticket, AgentClient, TestApp};
 use serde_json::json;
 
-use crate::support::{agent_profile, assert_still_open, state, two_gateways, welcomed};
+use crate::support::{agent_profile, assert_still_open, gateway_of, state, two_gateways, welcomed};
 
 /// Asserts `state.connected` stays true for `wait`.
 async fn assert_stays_connected(app: &TestApp, id: &str, wait: Duration) {
@@ -292,12 +292,7 @@ async fn pushes_for_agents_recorded_by_older_gateways_still_arrive() {
     let mut one = app.available_agent("a-1", &agent_profile()).await;
     let mut conn = app.redis().await;
     let keys = shared::keys::Keys::new(&app.namespace);
-    let inst: String = redis::cmd("HGET")
-        .arg(keys.agent("a-1"))
-        .arg("inst")
-        .query_async(&mut conn)
-        .await
-        .expect("the agent's gateway");
+    let inst = gateway_of(&app, "a-1").await;
     for pinst in [inst.clone(), String::new()] {
         let _: () = redis::cmd("HSET")
             .arg(keys.agent("a-1"))
@@ -329,13 +324,7 @@ async fn a_live_gateway_taken_for_dead_binds_its_connections_again() {
     let before = state(&app, "a-1").await;
     let shift = before["shift_id"].clone();
     assert!(shift.is_string(), "on shift: {before}");
-    let keys = shared::keys::Keys::new(&app.namespace);
-    let inst: String = redis::cmd("HGET")
-        .arg(keys.agent("a-1"))
-        .arg("inst")
-        .query_async(&mut app.redis().await)
-        .await
-        .expect("the agent's gateway");
+    let inst = gateway_of(&app, "a-1").await;
 
     let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
     let dropped = store
@@ -372,24 +361,11 @@ async fn an_offer_no_connection_received_is_withdrawn_not_missed() {
     // A real connection, to learn the gateway's instance.
     let _other = app.welcomed_agent("a-0", &agent_profile()).await;
     let keys = shared::keys::Keys::new(&app.namespace);
-    let inst: String = redis::cmd("HGET")
-        .arg(keys.agent("a-0"))
-        .arg("inst")
-        .query_async(&mut app.redis().await)
-        .await
-        .expect("the gateway's instance");
+    let inst = gateway_of(&app, "a-0").await;
     // Redis records a-1 as connected through that gateway, which holds no such connection.
     app.add_agent("a-1", &agent_profile()).await;
     let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
-    let agent = shared::domain::AgentId::try_from("a-1").expect("an agent id");
-    store
-        .connect(&agent, "c-gone", &inst)
-        .await
-        .expect("connected");
-    store
-        .set_status(&agent, shared::domain::RequestedStatus::Available)
-        .await
-        .expect("available");
+    e2e::direct::connected_through(&store, "a-1", "c-gone", &inst).await;
 
     let id = app
         .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))

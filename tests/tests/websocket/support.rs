@@ -61,6 +61,16 @@ pub(crate) async fn assert_still_open(agent: &mut AgentClient) {
 }
 
 /// The agent's `state` as the dispatcher shows it.
+/// The gateway instance Redis records agent `id` as connected through.
+pub(crate) async fn gateway_of(app: &TestApp, id: &str) -> String {
+    redis::cmd("HGET")
+        .arg(shared::keys::Keys::new(&app.namespace).agent(id))
+        .arg("inst")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("the agent's gateway")
+}
+
 pub(crate) async fn state(app: &TestApp, id: &str) -> Value {
     let a = app.get_agent(id).await;
     assert_eq!(a.status, 200, "agent {id} readable: {a:?}");
