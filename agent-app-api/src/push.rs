@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use shared::domain::Timestamp;
 use shared::protocol::Push;
-use shared::store::{Store, GATEWAY_HEARTBEAT};
+use shared::store::{Store, StoreError, GATEWAY_HEARTBEAT};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, Outbound, Unreached};
@@ -134,8 +134,14 @@ pub async fn subscribe(
     ];
     let mut backoff = Duration::from_millis(100);
     let mut resubscribed = false;
+    let mut primary = store.primary_changes();
     while !shutdown.is_cancelled() {
-        match store.client().get_async_pubsub().await {
+        primary.borrow_and_update();
+        let pubsub = match store.client() {
+            Ok(client) => client.get_async_pubsub().await.map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        match pubsub {
             Ok(mut pubsub) => {
                 if let Err(e) = pubsub.subscribe(&channels).await {
                     tracing::warn!(error = %e, "cannot subscribe to pushes");
@@ -155,6 +161,8 @@ pub async fn subscribe(
                     loop {
                         tokio::select! {
                             () = shutdown.cancelled() => return,
+                            // After a failover, what is published goes to the new primary.
+                            _ = primary.changed() => break,
                             msg = messages.next() => match msg {
                                 None => break,
                                 Some(msg) => match Delivery::parse(msg.get_payload_bytes()) {

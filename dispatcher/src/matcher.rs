@@ -139,13 +139,22 @@ impl Matcher {
         let config = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
-        let mut conn = self
-            .store
-            .client()
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let connect = || async {
+            let client = self.store.client()?;
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            Ok::<_, StoreError>(conn)
+        };
+        let mut primary = self.store.primary_changes();
+        let mut conn = connect().await?;
         let queue = self.store.keys().route_queue();
         while !shutdown.is_cancelled() {
+            if primary.has_changed().unwrap_or(false) {
+                // A failover: the queue is on the new primary now.
+                primary.borrow_and_update();
+                conn = connect().await?;
+            }
             // A ticket popped and then lost with this process stays routing, and
             // `recover_stale` routes it.
             let popped: Option<(String, String)> = conn.brpop(&queue, 1.0).await?;

@@ -117,16 +117,7 @@ impl Settings {
             .map_err(|e| ConfigError::new(key_var, e))?;
 
         let redis_url = or("REDIS_URL", "redis://127.0.0.1:6379");
-        if !(redis_url.starts_with("redis://")
-            || redis_url.starts_with("rediss://")
-            || redis_url.starts_with("redis+unix://")
-            || redis_url.starts_with("unix://"))
-        {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                format!("{redis_url:?} is not a redis:// or rediss:// URL"),
-            ));
-        }
+        crate::store::Address::parse(&redis_url).map_err(|e| ConfigError::new("REDIS_URL", e))?;
 
         let dispatcher_listen = listen_addr(&get, "DISPATCHER_LISTEN", "127.0.0.1:8080")?;
         let agent_api_listen = listen_addr(&get, "AGENT_API_LISTEN", "127.0.0.1:8081")?;

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 mod agent;
 pub mod commands;
 pub mod direct;
+pub mod redis_server;
 pub use agent::{exact_frame, handshake, ws_url, AgentClient, Closed, Ws};
 
 /// The shared secret of test tokens.
@@ -517,4 +518,48 @@ pub async fn drop_namespace(namespace: &str) {
         return;
     };
     delete_namespace_keys(&mut conn, namespace).await;
+}
+
+/// `path` on the dispatcher and on the gateway.
+pub fn urls(app: &TestApp, path: &str) -> [String; 2] {
+    [app.dispatcher(path), app.gateway(path)]
+}
+
+/// Waits until `/readyz` answers `status` on both services; returns the last answers.
+pub async fn wait_readyz(app: &TestApp, status: u16, within: Duration) -> Vec<Answer> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut answers = Vec::new();
+        for url in urls(app, "/readyz") {
+            answers.push(fetch(app.http.get(url)).await);
+        }
+        if answers.iter().all(|a| a.status == status) {
+            return answers;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {status} on both services within {within:?}: {answers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts `a` is API.md §11's 503 `unavailable` problem with `Retry-After: 2`.
+#[track_caller]
+pub fn assert_unavailable(a: &Answer, what: &str) {
+    assert_eq!(a.status, 503, "{what}: {a:?}");
+    assert!(
+        a.content_type.starts_with("application/problem+json"),
+        "{what}: a problem document: {a:?}"
+    );
+    assert_eq!(a.body["status"], 503, "{what}: {a:?}");
+    assert_eq!(a.body["code"], "unavailable", "{what}: {a:?}");
+    assert_eq!(
+        a.retry_after.as_deref(),
+        Some("2"),
+        "{what}: says when to retry: {a:?}"
+    );
+    for field in ["type", "title", "detail"] {
+        assert!(a.body[field].is_string(), "{what}: has {field}: {a:?}");
+    }
 }

@@ -6,118 +6,15 @@
 //! The shared Redis of the other tests is left alone: these tests run their own `redis-server`
 //! on a free port, kill it and start it again (empty) on the same port, or reconfigure it.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use e2e::redis_server::{redis_command, wait_synced, RedisServer};
 use e2e::{
-    fetch, fresh_namespace, profile, settings, spawn_from, ticket, token, AgentClient, Answer,
-    Options, TestApp,
+    assert_unavailable, fetch, fresh_namespace, profile, settings, spawn_from, ticket, token, urls,
+    wait_readyz, AgentClient, Options, TestApp,
 };
 use serde_json::json;
 use tokio::time::Instant;
-
-/// A `redis-server` child process on a fixed port, killed when dropped (even if the test fails).
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts a fresh, empty, non-persistent Redis on a free port.
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self { port, child: None };
-        server.spawn();
-        server
-    }
-
-    /// [`RedisServer::start`], once it answers.
-    async fn ready() -> Self {
-        let server = Self::start();
-        server.wait_ready().await;
-        server
-    }
-
-    /// Starts the process (again) on the same port.
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "redis-server is already running");
-        // Replication writes an RDB file even without `save`: into a folder of its own, not
-        // the checkout.
-        // It starts empty: a file a replication left would be loaded.
-        let dir = self.dir();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a folder for redis-server");
-        let child = Command::new("redis-server")
-            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &self.port.to_string()])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed and starts");
-        self.child = Some(child);
-    }
-
-    fn dir(&self) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("e2e-redis-{}", self.port))
-    }
-
-    /// Kills the process (SIGKILL: Redis goes away without a goodbye) and reaps it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Sends the process `signal` (`STOP` freezes it: its clients' calls hang, as if the
-    /// network to it were cut; `CONT` resumes it with everything it held).
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("redis-server runs").id();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {pid}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Waits until the server answers PING.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).expect("redis url");
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} never answered",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(self.dir());
-    }
-}
 
 /// One dispatcher and one agent-app-api, in a fresh namespace, against the Redis at
 /// `redis_url`, once both are ready.
@@ -128,49 +25,6 @@ async fn start_services(redis_url: &str) -> TestApp {
     let services = spawn_from(settings, namespace, 1, 1).await;
     wait_readyz(&services, 200, Duration::from_secs(10)).await;
     services
-}
-
-/// `path` on the dispatcher and on the gateway.
-fn urls(app: &TestApp, path: &str) -> [String; 2] {
-    [app.dispatcher(path), app.gateway(path)]
-}
-
-/// Waits until `/readyz` answers `status` on both services; returns the last answers.
-async fn wait_readyz(app: &TestApp, status: u16, within: Duration) -> Vec<Answer> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut answers = Vec::new();
-        for url in urls(app, "/readyz") {
-            answers.push(fetch(app.http.get(url)).await);
-        }
-        if answers.iter().all(|a| a.status == status) {
-            return answers;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz never answered {status} on both services within {within:?}: {answers:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[track_caller]
-fn assert_unavailable(a: &Answer, what: &str) {
-    assert_eq!(a.status, 503, "{what}: {a:?}");
-    assert!(
-        a.content_type.starts_with("application/problem+json"),
-        "{what}: a problem document: {a:?}"
-    );
-    assert_eq!(a.body["status"], 503, "{what}: {a:?}");
-    assert_eq!(a.body["code"], "unavailable", "{what}: {a:?}");
-    assert_eq!(
-        a.retry_after.as_deref(),
-        Some("2"),
-        "{what}: says when to retry: {a:?}"
-    );
-    for field in ["type", "title", "detail"] {
-        assert!(a.body[field].is_string(), "{what}: has {field}: {a:?}");
-    }
 }
 
 #[tokio::test]
@@ -262,36 +116,6 @@ async fn services_survive_a_redis_outage_and_resume_when_redis_returns() {
     agent.close().await;
     services.stop().await;
     redis.kill();
-}
-
-/// Runs `command` on the Redis at `url` and returns its reply; waits as long as it takes (a
-/// script that runs for seconds).
-async fn redis_command(url: &str, command: &[&str]) -> redis::Value {
-    let client = redis::Client::open(url).expect("redis url");
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connected");
-    let mut cmd = redis::cmd(command[0]);
-    for arg in &command[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(&mut conn).await.expect("the command runs")
-}
-
-/// Waits until the Redis at `url` is a replica in sync with its primary.
-async fn wait_synced(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = redis_command(url, &["INFO", "replication"]).await;
-        let info: String = redis::from_redis_value(info).expect("INFO is text");
-        if info.contains("master_link_status:up") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} never synced: {info}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// While Redis cannot take writes (after `refuse`), a ticket's POST, a roster write and an

@@ -1,4 +1,5 @@
-//! The Redis store: one multiplexed connection manager, cloned, and the function library.
+//! The Redis store: multiplexed connections to the current primary ([`link`]), and the function
+//! library.
 //!
 //! Every state transition is a call to a function of the Lua library ([`library`], the files of
 //! `src/lua/`): [`Store::call`] makes it and parses the reply into the type the caller names
@@ -8,6 +9,7 @@
 //! handlers turn into 503s and `error` frames.
 
 pub mod library;
+pub mod link;
 mod ops;
 mod read;
 pub mod reply;
@@ -15,13 +17,14 @@ pub mod reply;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Value};
+use tokio::sync::watch;
 
 use crate::error::ErrorCode;
 use crate::keys::Keys;
 
 pub use library::{library, library_version, Function};
+pub use link::{Address, Conn};
 pub use ops::{NewTicketFields, ProfileFields};
 pub use read::{assigned_frame, pairs, Session};
 pub use reply::{
@@ -98,23 +101,13 @@ impl From<redis::RedisError> for StoreError {
 /// default).
 pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How every store's connection connects, answers and reconnects.
-fn connection_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500))
-}
-
 /// A handle on one namespace of one Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    client: redis::Client,
-    conn: ConnectionManager,
+    link: Arc<link::Link>,
     /// Every connection of this store and of those made from it (`with_own_connection`), for
-    /// `ping`, which tries each: a readiness probe so also heals each after an outage.
-    connections: Arc<Mutex<Vec<ConnectionManager>>>,
+    /// `takes_writes`, which tries each: a readiness probe so also heals each after an outage.
+    connections: Arc<Mutex<Vec<Arc<link::Link>>>>,
     keys: Keys,
     /// How long the offers made inside a transition last: a transition that frees an agent
     /// offers it the next waiting ticket in the same atomic step (see `src/lua/matching.lua`).
@@ -132,14 +125,16 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// A store for `namespace` on the Redis at `url`. Connects lazily: only a malformed URL fails.
+    /// A store for `namespace` on the Redis at `url` (a [`link::Address`]). Connects lazily:
+    /// only a malformed URL fails.
     pub fn open(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), connection_config())?;
+        let address = Address::parse(url).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "REDIS_URL", e))
+        })?;
+        let link = link::Link::new(link::Primary::open(&address)?);
         Ok(Self {
-            client,
-            connections: Arc::new(Mutex::new(vec![conn.clone()])),
-            conn,
+            connections: Arc::new(Mutex::new(vec![link.clone()])),
+            link,
             keys: Keys::new(namespace),
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
             min_replicas: 0,
@@ -150,23 +145,15 @@ impl Store {
     /// task is spawned on the runtime of that first use, so a store made for each actix worker
     /// (in the `HttpServer` factory) keeps each request's Redis calls on the worker's own
     /// thread: no wake-up of the runtime that drives the shared connection, and back, per call.
-    /// (Should that connection not be made, the store shares this one, and says so in the log.)
     pub fn with_own_connection(&self) -> Self {
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), connection_config()) {
-            Ok(conn) => {
-                self.connections
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(conn.clone());
-                Self {
-                    conn,
-                    ..self.clone()
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no Redis connection of its own: sharing the store's");
-                self.clone()
-            }
+        let link = link::Link::new(self.link.primary().clone());
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(link.clone());
+        Self {
+            link,
+            ..self.clone()
         }
     }
 
@@ -215,14 +202,23 @@ impl Store {
         &self.keys
     }
 
-    /// The underlying client, for dedicated connections (blocking reads, pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client of the current primary, for dedicated connections (blocking reads, pub/sub);
+    /// [`StoreError::Unavailable`] while no Sentinel has named one. A dedicated connection
+    /// does not follow a failover by itself: its holder reconnects through this when it fails
+    /// or when [`Store::primary_changes`] says so.
+    pub fn client(&self) -> Result<redis::Client, StoreError> {
+        Ok(self.link.primary().client()?)
     }
 
-    /// A clone of the shared multiplexed connection, for plain commands.
-    pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// Ticks each time the store follows a failover to a new primary.
+    pub fn primary_changes(&self) -> watch::Receiver<u64> {
+        self.link.primary().changes()
+    }
+
+    /// This store's multiplexed connection, for plain commands: each goes to the current
+    /// primary.
+    pub fn conn(&self) -> Conn {
+        Conn::new(self.link.clone())
     }
 
     /// Whether Redis takes writes now (API.md §11: `/readyz` is 503 while it cannot): every
@@ -237,7 +233,8 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let mut all = true;
-        for mut conn in connections {
+        for link in connections {
+            let mut conn = Conn::new(link);
             let cmd = redis::cmd("PING");
             let ping = cmd.query_async::<String>(&mut conn);
             all &= matches!(
