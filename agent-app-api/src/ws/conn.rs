@@ -75,6 +75,7 @@ async fn serve(
         bad_frames: VecDeque::new(),
         rate: RateLimit::new(),
         welcomed_offer: None,
+        resync_due: None,
     };
     let close = match conn.welcome().await {
         Ok(()) => conn.serve(stream, rx).await,
@@ -162,7 +163,13 @@ struct Connection {
     rate: RateLimit,
     /// The offer sent in `welcome`: its push, if queued meanwhile, is not sent twice.
     welcomed_offer: Option<String>,
+    /// A resync Redis could not answer yet (it is loading, say, after a restart): when to try
+    /// again, and whether pushes were lost.
+    resync_due: Option<(Instant, bool)>,
 }
+
+/// How soon a resync that Redis could not answer is tried again.
+const RESYNC_RETRY: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Binds the connection in Redis and sends `welcome`.
@@ -232,12 +239,21 @@ impl Connection {
     /// newer connection live, or the agent removed: closes it as the lost push would have. With
     /// `lost_pushes`, a live one gets a fresh `welcome`: its pending offer and assignments as
     /// they are now. `Some` if the connection must close.
+    /// While Redis cannot answer, it is tried again every [`RESYNC_RETRY`], the frames going
+    /// on meanwhile.
     async fn resync(&mut self, lost_pushes: bool) -> Option<Option<CloseReason>> {
+        let retry = self.resync_due.take();
+        let lost_pushes = lost_pushes || retry.is_some_and(|(_, lost)| lost);
         let session = match self.gw.store.session(&self.agent).await {
             Ok(Some(session)) => session,
             Ok(None) => return Some(reason(NOT_ALLOWED, "removed from the roster")),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read what redis records of this connection");
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.resync_due = Some((Instant::now() + RESYNC_RETRY, lost_pushes));
+                }
+                if retry.is_none() {
+                    tracing::warn!(error = %e, "cannot read what redis records of this connection; trying again");
+                }
                 return None;
             }
         };
@@ -254,7 +270,12 @@ impl Connection {
         match self.welcome_frame(session.now).await {
             Ok(welcome) => self.send_welcome(welcome).await.err(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot send this connection its state again");
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.resync_due = Some((Instant::now() + RESYNC_RETRY, true));
+                }
+                if retry.is_none() {
+                    tracing::warn!(error = %e, "cannot send this connection its state again; trying again");
+                }
                 None
             }
         }
@@ -353,6 +374,11 @@ impl Connection {
                         return None;
                     }
                     pong_due.get_or_insert(Instant::now() + PONG_WAIT);
+                }
+                () = sleep_until_due(self.resync_due.map(|(at, _)| at)) => {
+                    if let Some(close) = self.resync(false).await {
+                        return close;
+                    }
                 }
                 () = sleep_until_due(pong_due) => {
                     tracing::info!("no answer to a ping; the client stopped reading");
