@@ -374,7 +374,8 @@ async fn a_resync_that_redis_cannot_answer_yet_is_tried_again() {
 
 /// With `REDIS_MIN_REPLICAS=1` a ticket is acknowledged only once a replica holds it: 201 while
 /// the replica follows, 503 `unavailable` (with `Retry-After`) within about a second once it is
-/// gone, and a retry with the same `Idempotency-Key` gets the same ticket once a replica is back.
+/// gone (concurrent ones too, each on its own connection), and a retry with the same
+/// `Idempotency-Key` gets the same ticket once a replica is back.
 #[tokio::test]
 async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
     let (redis, mut replica) = (RedisServer::ready().await, RedisServer::ready().await);
@@ -414,6 +415,18 @@ async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
+        started.elapsed()
+    );
+    // Each waits for its replicas on a connection of its own: a dozen at once are all refused
+    // within about a second, not one second after the other on the connections they share.
+    let started = Instant::now();
+    let posts = (0..12).map(|_| services.post_ticket(&body));
+    for a in futures_util::future::join_all(posts).await {
+        assert_unavailable(&a, "concurrent POSTs without a replica");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "12 concurrent POSTs took {:?}",
         started.elapsed()
     );
 

@@ -90,6 +90,8 @@ pub async fn create(
         )
     });
     let id = TicketId::generate();
+    // The creation and the WAIT for replicas on a connection of this request's own.
+    let store = store.exclusive();
     let created = store
         .create_ticket(
             &id,

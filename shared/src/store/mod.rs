@@ -114,6 +114,42 @@ pub struct Store {
     offer_timeout: Duration,
     /// How many replicas must hold a write before it is acknowledged (`REDIS_MIN_REPLICAS`).
     min_replicas: u32,
+    /// Connections lent out one request at a time by [`Store::exclusive`].
+    lendable: Arc<Mutex<Vec<Arc<link::Link>>>>,
+}
+
+/// How many idle lendable connections a store keeps.
+const LENDABLE_KEPT: usize = 64;
+
+/// A store on a connection no other request shares, for as long as it lives
+/// ([`Store::exclusive`]); derefs to the store.
+pub struct Exclusive {
+    store: Store,
+    /// Given back when dropped.
+    lent: Option<Arc<link::Link>>,
+}
+
+impl std::ops::Deref for Exclusive {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(link) = self.lent.take() {
+            let mut idle = self
+                .store
+                .lendable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < LENDABLE_KEPT {
+                idle.push(link);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -138,6 +174,7 @@ impl Store {
             keys: Keys::new(namespace),
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
             min_replicas: 0,
+            lendable: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -170,8 +207,36 @@ impl Store {
         self
     }
 
+    /// This store for one request that will wait for replicas ([`Store::replicated`]): `WAIT`
+    /// holds up every command behind it on its connection, for up to a second while replicas
+    /// are missing, so such a request borrows a connection of its own (from a pool) rather
+    /// than stall the others multiplexed on the shared one. Without `REDIS_MIN_REPLICAS`, the
+    /// store itself.
+    pub fn exclusive(&self) -> Exclusive {
+        if self.min_replicas == 0 {
+            return Exclusive {
+                store: self.clone(),
+                lent: None,
+            };
+        }
+        let idle = self
+            .lendable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let link = idle.unwrap_or_else(|| link::Link::new(self.link.primary().clone()));
+        Exclusive {
+            store: Self {
+                link: link.clone(),
+                ..self.clone()
+            },
+            lent: Some(link),
+        }
+    }
+
     /// Waits until `REDIS_MIN_REPLICAS` replicas hold every write made so far on this store's
     /// connection (`WAIT`), for at most a second; [`StoreError::NotReplicated`] if fewer do.
+    /// Call it on an [`Store::exclusive`] store.
     /// Redis replication is asynchronous: without this, a failover can lose what the primary
     /// acknowledged last; with it, a write the caller was told about is on that many replicas.
     pub async fn replicated(&self) -> Result<(), StoreError> {
