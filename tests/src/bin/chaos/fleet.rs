@@ -32,6 +32,10 @@ pub struct Record {
     pub dropped: Vec<Vec<Instant>>,
     /// `complete` frames sent.
     pub completes: u64,
+    /// `error` frames received: when, by whom, with which code.
+    pub errors: Vec<(Instant, usize, String)>,
+    /// `welcome` frames received: when, by whom.
+    pub welcomes: Vec<(Instant, usize)>,
 }
 
 /// The agents and the load, shared by their tasks.
@@ -192,6 +196,7 @@ impl Fleet {
                     let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
                     match frame["type"].as_str().unwrap_or_default() {
                         "welcome" => {
+                            self.rec().welcomes.push((Instant::now(), i));
                             if frame["status"] == "offline" && !self.stopping() {
                                 out.push(json!({"type": "set_status", "status": "available"}));
                             }
@@ -210,6 +215,10 @@ impl Fleet {
                         "status" if going_offline && frame["status"] == "offline" => {
                             let _ = tx.send(Message::Close(None)).await;
                             return true;
+                        }
+                        "error" => {
+                            let code = frame["code"].as_str().unwrap_or_default().to_owned();
+                            self.rec().errors.push((Instant::now(), i, code));
                         }
                         "status" if frame["status"] == "away" && !self.stopping() => {
                             out.push(json!({"type": "set_status", "status": "available"}));

@@ -13,7 +13,7 @@
 //! closed, no agent's shifts overlapping (no second paid twice), one completion per completed
 //! ticket, no gap. Exit status 0 when every figure that must be zero is.
 //!
-//! `chaos [--quick] [--agents N] [--rate R]` (the services' binaries are taken from the folder
+//! `chaos [--quick] [--agents N] [--rate R] [--only <part of a fault's name>]` (the services' binaries are taken from the folder
 //! of this one; `deploy/chaos` builds them).
 
 mod fleet;
@@ -211,8 +211,13 @@ async fn run() -> bool {
     ));
     tokio::spawn(world.fleet.clone().load(rate));
 
+    let only = arg("--only");
+    let chosen: Vec<Fault> = faults(quick)
+        .into_iter()
+        .filter(|f| only.as_deref().is_none_or(|o| f.name().contains(o)))
+        .collect();
     let mut phases = Vec::new();
-    for fault in faults(quick) {
+    for fault in chosen {
         settle(&world.fleet).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let start = Instant::now();
@@ -246,6 +251,65 @@ async fn run() -> bool {
         ));
     }
     passed
+}
+
+/// What the fleet saw around a phase whose agents went without offers: offers, welcomes and
+/// errors, in all and for agent `i`.
+fn explain_quiet(rec: &fleet::Record, p: &Phase, i: usize) {
+    let window = p.healed + Duration::from_secs(10);
+    let since = |t: Instant| format!("{:.2}", t.saturating_duration_since(p.start).as_secs_f64());
+    let offers: usize = rec
+        .offers
+        .iter()
+        .map(|o| o.iter().filter(|&&t| t >= p.healed && t < window).count())
+        .sum();
+    let mut errors: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (t, _, code) in &rec.errors {
+        if *t >= p.start && *t < window {
+            *errors.entry(code.as_str()).or_default() += 1;
+        }
+    }
+    let welcomes = rec
+        .welcomes
+        .iter()
+        .filter(|(t, _)| *t >= p.start && *t < window)
+        .count();
+    say(&format!(
+        "  healed {} s into the phase; {offers} offers in the 10 s after; since the fault \
+         {welcomes} welcomes, errors {errors:?}",
+        since(p.healed)
+    ));
+    let mine = |v: &[Instant]| -> Vec<String> {
+        v.iter()
+            .filter(|&&t| t >= p.start)
+            .take(6)
+            .map(|&t| since(t))
+            .collect()
+    };
+    let my_errors: Vec<String> = rec
+        .errors
+        .iter()
+        .filter(|(t, a, _)| *a == i && *t >= p.start)
+        .take(6)
+        .map(|(t, _, c)| format!("{} {c}", since(*t)))
+        .collect();
+    let my_welcomes: Vec<Instant> = rec
+        .welcomes
+        .iter()
+        .filter(|(_, a)| *a == i)
+        .map(|(t, _)| *t)
+        .collect();
+    say(&format!(
+        "  {}: offers at {:?}, welcomes at {:?}, errors {my_errors:?} (s into the phase)",
+        agent_id(i),
+        mine(&rec.offers[i]),
+        mine(&my_welcomes),
+    ));
+}
+
+/// The index of the agent named first.
+fn quiet_id(ids: &[String]) -> usize {
+    ids[0].trim_start_matches("c-").parse().unwrap_or(0)
 }
 
 /// Waits (at most 2 minutes) until the last fault's backlog is gone: every ticket posted more
@@ -469,6 +533,7 @@ async fn finish(
                 "{}: no offer within 10 s for {quiet} agents, e.g. {quiet_ids:?}",
                 p.fault.name()
             ));
+            explain_quiet(&rec, p, quiet_id(&quiet_ids));
         }
         fail |= lost > 0 || doubled > 0 || quiet > 0;
         line(format!(
