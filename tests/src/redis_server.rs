@@ -64,11 +64,11 @@ impl RedisServer {
     }
 
     /// A Sentinel watching the primary on `primary_port` as `master`, with a quorum of 2 and a
-    /// primary judged down after a second without an answer.
+    /// primary judged down after 2 s without an answer (1 s can be a busy CI machine's hiccup).
     pub fn sentinel(master: &str, primary_port: u16) -> Self {
         let conf = format!(
             "sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
-             sentinel down-after-milliseconds {master} 1000\n\
+             sentinel down-after-milliseconds {master} 2000\n\
              sentinel failover-timeout {master} 4000\n\
              sentinel parallel-syncs {master} 1\n"
         );
