@@ -240,7 +240,9 @@ pub async fn heartbeat(store: Store, hub: Hub, instance: String, shutdown: Cance
         };
         match beat.await {
             Ok(added) => {
-                if (added == 1 && !first) || failed {
+                // Before the first beat that landed, nothing here was bound to a record (a
+                // start while Redis or its Sentinels were away is no outage to mend).
+                if !first && (added == 1 || failed) {
                     tracing::warn!(
                         reaped = added == 1,
                         "heartbeats were missed or this instance was taken for dead; binding its connections again"
