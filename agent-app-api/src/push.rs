@@ -173,10 +173,19 @@ pub async fn subscribe(
                         }
                     }
                     live.set(false);
+                    // Dropped by a primary that went away: have the Sentinels asked now.
+                    let lost = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "push subscription lost",
+                    );
+                    store.connection_failed(&StoreError::Unavailable(lost.into()));
                     tracing::warn!("push subscription lost; resubscribing");
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "redis unavailable for pushes"),
+            Err(e) => {
+                store.connection_failed(&e);
+                tracing::debug!(error = %e, "redis unavailable for pushes");
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -441,3 +441,49 @@ async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
     );
     services.stop().await;
 }
+
+/// A retry of a POST the replicas did not confirm, sent to another dispatcher, finds the first
+/// try's ticket and writes nothing: it too is acknowledged only once a replica holds the ticket,
+/// 503 while the replica (connected, frozen) confirms nothing, 200 once it does.
+#[tokio::test]
+async fn a_retry_elsewhere_is_acknowledged_only_once_a_replica_holds_the_ticket() {
+    let (redis, replica) = (RedisServer::ready().await, RedisServer::ready().await);
+    let follow = ["REPLICAOF", "127.0.0.1", &redis.port.to_string()];
+    redis_command(&replica.url(), &follow).await;
+    wait_synced(&replica.url()).await;
+    let namespace = fresh_namespace();
+    let mut s = settings(&Options::default(), &namespace);
+    s.redis_url = redis.url();
+    s.redis_min_replicas = 1;
+    let services = spawn_from(s, namespace, 2, 1).await;
+    wait_readyz(&services, 200, Duration::from_secs(10)).await;
+    let body = ticket("sv", json!({}), 5);
+    let post = |dispatcher: usize| {
+        services.send(
+            services
+                .http
+                .post(format!("{}/v1/tickets", services.dispatchers[dispatcher]))
+                .header("Idempotency-Key", "k-2")
+                .json(&body),
+            "escalation",
+        )
+    };
+
+    // The replica stays connected but acknowledges nothing.
+    replica.signal("STOP");
+    let a = post(0).await;
+    assert_unavailable(&a, "POST /v1/tickets with a frozen replica");
+    let a = post(1).await;
+    assert_unavailable(
+        &a,
+        "the retry on the other dispatcher, the replica still frozen",
+    );
+
+    replica.signal("CONT");
+    let a = post(1).await;
+    assert_eq!(
+        a.status, 200,
+        "the first try's ticket, now replicated: {a:?}"
+    );
+    services.stop().await;
+}

@@ -190,6 +190,11 @@ impl Primary {
             })
     }
 
+    /// How many times the primary changed.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Changes of the primary (a failover followed).
     pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
@@ -197,7 +202,7 @@ impl Primary {
 
     /// Told of every failed command: one that a demoted or unreachable primary would fail has
     /// the Sentinels asked again at once.
-    fn failed(&self, e: &RedisError) {
+    pub(crate) fn failed(&self, e: &RedisError) {
         let Some(follower) = &self.sentinel else {
             return;
         };

@@ -116,6 +116,8 @@ pub struct Store {
     min_replicas: u32,
     /// Connections lent out one request at a time by [`Store::exclusive`].
     lendable: Arc<Mutex<Vec<Arc<link::Link>>>>,
+    /// On a lent store, the primary's epoch when it was lent ([`Store::replicated`]).
+    pinned_epoch: Option<u64>,
 }
 
 /// How many idle lendable connections a store keeps.
@@ -175,6 +177,7 @@ impl Store {
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
             min_replicas: 0,
             lendable: Arc::new(Mutex::new(Vec::new())),
+            pinned_epoch: None,
         })
     }
 
@@ -228,31 +231,59 @@ impl Store {
         Exclusive {
             store: Self {
                 link: link.clone(),
+                pinned_epoch: Some(self.link.primary().epoch()),
                 ..self.clone()
             },
             lent: Some(link),
         }
     }
 
-    /// Waits until `REDIS_MIN_REPLICAS` replicas hold every write made so far on this store's
-    /// connection (`WAIT`), for at most a second; [`StoreError::NotReplicated`] if fewer do.
-    /// Call it on an [`Store::exclusive`] store.
+    /// Waits until `REDIS_MIN_REPLICAS` replicas hold every write made so far on the primary
+    /// (`WAIT`), for at most a second; [`StoreError::NotReplicated`] if fewer do, or if the
+    /// store followed a failover since [`Store::exclusive`] lent it its connection (the write
+    /// may have gone to the old primary: no `WAIT` on the new one can vouch for it).
     /// Redis replication is asynchronous: without this, a failover can lose what the primary
     /// acknowledged last; with it, a write the caller was told about is on that many replicas.
+    ///
+    /// `WAIT` waits for the offset of its connection's last write (Redis 7.0 moves it on
+    /// every command; later versions may only on writes): the same pipeline first writes the
+    /// namespace's `probe` key, so that it covers every earlier write on this primary whichever
+    /// connection made it (the ticket's routing, or a retry that wrote nothing) and whatever
+    /// the Redis version. Call it on an [`Store::exclusive`] store, since `WAIT` holds up its
+    /// connection.
     pub async fn replicated(&self) -> Result<(), StoreError> {
         if self.min_replicas == 0 {
             return Ok(());
         }
-        let acked: u32 = redis::cmd("WAIT")
+        let refused = |acked| StoreError::NotReplicated {
+            wanted: self.min_replicas,
+            acked,
+        };
+        if self
+            .pinned_epoch
+            .is_some_and(|e| e != self.link.primary().epoch())
+        {
+            return Err(refused(0));
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.probe())
+            .arg(1)
+            .arg("PX")
+            .arg(10_000)
+            .ignore()
+            .cmd("WAIT")
             .arg(self.min_replicas)
-            .arg(1000)
-            .query_async(&mut self.conn())
-            .await?;
+            .arg(1000);
+        let (acked,): (u32,) = pipe.query_async(&mut self.conn()).await?;
+        if self
+            .pinned_epoch
+            .is_some_and(|e| e != self.link.primary().epoch())
+        {
+            return Err(refused(0));
+        }
         if acked < self.min_replicas {
-            return Err(StoreError::NotReplicated {
-                wanted: self.min_replicas,
-                acked,
-            });
+            return Err(refused(acked));
         }
         Ok(())
     }
@@ -273,6 +304,14 @@ impl Store {
     /// or when [`Store::primary_changes`] says so.
     pub fn client(&self) -> Result<redis::Client, StoreError> {
         Ok(self.link.primary().client()?)
+    }
+
+    /// Tells the store of a failure on a connection of the caller's own (a blocking reader,
+    /// pub/sub): one that a lost primary would cause has the Sentinels asked again at once.
+    pub fn connection_failed(&self, e: &StoreError) {
+        if let StoreError::Unavailable(e) = e {
+            self.link.primary().failed(e);
+        }
     }
 
     /// Ticks each time the store follows a failover to a new primary.

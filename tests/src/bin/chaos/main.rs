@@ -547,7 +547,7 @@ async fn finish(
         ));
     }
     let unknown = finals.values().filter(|s| s.as_str() == "404").count();
-    let overlap = q("SELECT coalesce(sum(extract(epoch FROM least(a.ended_at, b.ended_at) - greatest(a.started_at, b.started_at))), 0)::int \
+    let overlap = q("SELECT coalesce(sum(extract(epoch FROM least(a.ended_at, b.ended_at) - greatest(a.started_at, b.started_at))), 0)::float8 \
          FROM shifts a JOIN shifts b ON a.namespace = b.namespace AND a.agent_id = b.agent_id AND a.shift_id < b.shift_id \
          WHERE a.namespace = '$NS' AND a.started_at < b.ended_at AND b.started_at < a.ended_at");
     let open = q("SELECT count(*) FROM shifts WHERE namespace = '$NS' AND ended_at IS NULL");
@@ -563,7 +563,8 @@ async fn finish(
     let posted = rec.posted.len();
     let doubled_all = rec.assigned.values().filter(|a| a.len() > 1).count();
     fail |= unknown > 0 || completed != posted || doubled_all > 0 || !rec.refused.is_empty();
-    fail |= overlap != "0"
+    // Unrounded: a double-paid millisecond fails too.
+    fail |= overlap.parse::<f64>().map_or(true, |o| o > 0.0)
         || open != "0"
         || too_long != "0"
         || completions != completed.to_string()
