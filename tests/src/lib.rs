@@ -520,6 +520,17 @@ pub async fn drop_namespace(namespace: &str) {
     delete_namespace_keys(&mut conn, namespace).await;
 }
 
+/// `dispatchers` dispatchers and one agent-app-api in a fresh namespace, against the Redis at
+/// `redis_url` (a private one, or its Sentinels) with `REDIS_MIN_REPLICAS=min_replicas`; not
+/// waited for ([`wait_readyz`]).
+pub async fn spawn_on(redis_url: &str, min_replicas: u32, dispatchers: usize) -> TestApp {
+    let namespace = fresh_namespace();
+    let mut s = settings(&Options::default(), &namespace);
+    s.redis_url = redis_url.to_owned();
+    s.redis_min_replicas = min_replicas;
+    spawn_from(s, namespace, dispatchers, 1).await
+}
+
 /// `path` on the dispatcher and on the gateway.
 pub fn urls(app: &TestApp, path: &str) -> [String; 2] {
     [app.dispatcher(path), app.gateway(path)]

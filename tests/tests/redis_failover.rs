@@ -9,10 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use e2e::redis_server::{redis_command, RedisServer, Replicated};
-use e2e::{
-    assert_unavailable, fresh_namespace, profile, settings, spawn_from, ticket, wait_readyz,
-    AgentClient, Options, TestApp,
-};
+use e2e::{assert_unavailable, profile, spawn_on, ticket, wait_readyz, AgentClient, TestApp};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -105,18 +102,15 @@ async fn placed(app: &TestApp, agent: &mut Reader, key: &str) -> (String, Durati
 #[tokio::test]
 async fn both_services_follow_sentinel_failovers_without_a_restart() {
     let mut redis = Replicated::start(&[]).await;
-    let namespace = fresh_namespace();
-    let mut s = settings(&Options::default(), &namespace);
-    s.redis_url = redis.url();
-    // A ticket answered 201 is on the replica too, so no failover can lose it.
-    s.redis_min_replicas = 1;
-    let app = spawn_from(s, namespace, 1, 1).await;
+    // With REDIS_MIN_REPLICAS=1, a ticket answered 201 is on the replica too, so no failover
+    // can lose it.
+    let app = spawn_on(&redis.url(), 1, 1).await;
     wait_readyz(&app, 200, Duration::from_secs(15)).await;
 
-    let a = app.put_agent("a-1", &profile(&["sv"], json!({}), 3)).await;
-    assert_eq!(a.status, 201, "{a:?}");
     let mut agent = Reader {
-        agent: AgentClient::connect_available(&app.gateways[0], "a-1").await,
+        agent: app
+            .available_agent("a-1", &profile(&["sv"], json!({}), 3))
+            .await,
         frames: VecDeque::new(),
     };
     let mut placed_before = vec![placed(&app, &mut agent, "before").await.0];
@@ -175,13 +169,11 @@ async fn services_whose_sentinels_name_no_primary_are_up_but_unready() {
     let redis = RedisServer::ready().await;
     let sentinel = RedisServer::sentinel("e2e", redis.port);
     sentinel.wait_ready().await;
-    let namespace = fresh_namespace();
-    let mut s = settings(&Options::default(), &namespace);
-    s.redis_url = format!(
+    let url = format!(
         "redis+sentinel://127.0.0.1:{}/no-such-master",
         sentinel.port
     );
-    let app = spawn_from(s, namespace, 1, 1).await;
+    let app = spawn_on(&url, 0, 1).await;
     for a in wait_readyz(&app, 503, Duration::from_secs(10)).await {
         assert_unavailable(&a, "/readyz with no primary");
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use e2e::redis_server::{redis_command, wait_synced, RedisServer};
 use e2e::{
-    assert_unavailable, fetch, fresh_namespace, profile, settings, spawn_from, ticket, token, urls,
-    wait_readyz, AgentClient, Options, TestApp,
+    assert_unavailable, fetch, profile, spawn_on, ticket, token, urls, wait_readyz, AgentClient,
+    TestApp,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -19,10 +19,7 @@ use tokio::time::Instant;
 /// One dispatcher and one agent-app-api, in a fresh namespace, against the Redis at
 /// `redis_url`, once both are ready.
 async fn start_services(redis_url: &str) -> TestApp {
-    let namespace = fresh_namespace();
-    let mut settings = settings(&Options::default(), &namespace);
-    settings.redis_url = redis_url.to_owned();
-    let services = spawn_from(settings, namespace, 1, 1).await;
+    let services = spawn_on(redis_url, 0, 1).await;
     wait_readyz(&services, 200, Duration::from_secs(10)).await;
     services
 }
@@ -241,10 +238,9 @@ async fn a_script_running_too_long_answers_unavailable_meanwhile() {
 async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
     let redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    let a = services
-        .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
+    services
+        .add_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
         .await;
-    assert_eq!(a.status, 201, "{a:?}");
     let store = shared::store::Store::open(&redis.url(), &services.namespace).expect("store");
     let (gateway, gateways) = ("gw-played", store.keys().gateways());
     let beat = || async {
@@ -289,11 +285,9 @@ async fn an_outage_longer_than_a_gateways_silence_reaps_no_live_gateway() {
 async fn a_broken_push_subscription_sends_each_connection_its_state_again() {
     let redis = RedisServer::ready().await;
     let services = start_services(&redis.url()).await;
-    let a = services
-        .put_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
+    let mut agent = services
+        .available_agent("a-1", &profile(&["sv"], json!({"refunds": 4}), 2))
         .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let mut agent = AgentClient::connect_available(&services.gateways[0], "a-1").await;
     let assigned = services.new_ticket(&ticket("sv", json!({}), 5)).await;
     let offer = agent.expect("offer").await;
     agent
@@ -382,11 +376,7 @@ async fn tickets_are_acknowledged_only_once_enough_replicas_hold_them() {
     let follow = ["REPLICAOF", "127.0.0.1", &redis.port.to_string()];
     redis_command(&replica.url(), &follow).await;
     wait_synced(&replica.url()).await;
-    let namespace = fresh_namespace();
-    let mut s = settings(&Options::default(), &namespace);
-    s.redis_url = redis.url();
-    s.redis_min_replicas = 1;
-    let services = spawn_from(s, namespace, 1, 1).await;
+    let services = spawn_on(&redis.url(), 1, 1).await;
     wait_readyz(&services, 200, Duration::from_secs(10)).await;
     let body = ticket("sv", json!({}), 5);
     let a = services.post_ticket(&body).await;
@@ -451,11 +441,7 @@ async fn a_retry_elsewhere_is_acknowledged_only_once_a_replica_holds_the_ticket(
     let follow = ["REPLICAOF", "127.0.0.1", &redis.port.to_string()];
     redis_command(&replica.url(), &follow).await;
     wait_synced(&replica.url()).await;
-    let namespace = fresh_namespace();
-    let mut s = settings(&Options::default(), &namespace);
-    s.redis_url = redis.url();
-    s.redis_min_replicas = 1;
-    let services = spawn_from(s, namespace, 2, 1).await;
+    let services = spawn_on(&redis.url(), 1, 2).await;
     wait_readyz(&services, 200, Duration::from_secs(10)).await;
     let body = ticket("sv", json!({}), 5);
     let post = |dispatcher: usize| {
