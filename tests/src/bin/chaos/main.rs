@@ -81,6 +81,10 @@ async fn run() -> bool {
     let quick = std::env::args().any(|a| a == "--quick");
     let agents = number("--agents", if quick { 20.0 } else { 200.0 }) as usize;
     let rate = number("--rate", if quick { 5.0 } else { 50.0 });
+    if agents == 0 || rate <= 0.0 || !rate.is_finite() {
+        eprintln!("chaos: --agents takes a whole number above 0, --rate a number of tickets a second above 0");
+        std::process::exit(2);
+    }
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
