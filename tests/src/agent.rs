@@ -72,6 +72,19 @@ pub fn ws_url(base: &str) -> String {
 
 /// A handshake to `url` with exactly `headers`; the error is the HTTP status of a refusal.
 pub async fn handshake(url: &str, headers: &[(&str, String)]) -> Result<Ws, u16> {
+    match try_handshake(url, headers).await {
+        Ok(ws) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
+/// A handshake to `url` with exactly `headers`, any failure returned (for clients that
+/// reconnect, as the chaos suite's fleet does while a gateway is down).
+pub async fn try_handshake(
+    url: &str,
+    headers: &[(&str, String)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = url.into_client_request().expect("valid ws url");
     for (name, value) in headers {
         req.headers_mut().insert(
@@ -80,11 +93,7 @@ pub async fn handshake(url: &str, headers: &[(&str, String)]) -> Result<Ws, u16>
             value.parse().expect("header value"),
         );
     }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket connect failed: {e}"),
-    }
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
 }
 
 impl AgentClient {

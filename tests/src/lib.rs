@@ -15,7 +15,7 @@ mod agent;
 pub mod commands;
 pub mod direct;
 pub mod redis_server;
-pub use agent::{exact_frame, handshake, ws_url, AgentClient, Closed, Ws};
+pub use agent::{exact_frame, handshake, try_handshake, ws_url, AgentClient, Closed, Ws};
 
 /// The shared secret of test tokens.
 pub const SECRET: &str = "test-secret";

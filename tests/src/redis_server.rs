@@ -31,6 +31,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Sends `signal` (`KILL`, `STOP`, `CONT`, `TERM`) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
 impl RedisServer {
     /// Starts a fresh, empty, non-persistent Redis on a free port.
     pub fn start() -> Self {
@@ -140,12 +149,7 @@ impl RedisServer {
     /// Sends the process `signal` (`STOP` freezes it: its clients' calls hang, as if the
     /// network to it were cut; `CONT` resumes it with everything it held).
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("redis-server runs").id();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {pid}");
+        send_signal(self.child.as_ref().expect("redis-server runs").id(), signal);
     }
 
     /// `redis://127.0.0.1:<port>`.

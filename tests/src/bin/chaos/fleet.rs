@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// What the fleet and the load saw.
@@ -134,15 +133,15 @@ impl Fleet {
         while !self.stopping() {
             let gateway = &self.gateways[(i + attempt) % self.gateways.len()];
             attempt += 1;
-            let url = format!("{}/v1/agent/ws", gateway.replacen("http://", "ws://", 1));
-            let mut request = url.into_client_request().expect("a WebSocket URL");
-            let bearer = format!("Bearer {}", e2e::token("agent", &id));
-            request
-                .headers_mut()
-                .insert("authorization", bearer.parse().expect("a header"));
-            let connecting = tokio_tungstenite::connect_async(request);
-            let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(5), connecting).await
-            else {
+            let (url, headers) = (
+                e2e::ws_url(gateway),
+                [(
+                    "authorization",
+                    format!("Bearer {}", e2e::token("agent", &id)),
+                )],
+            );
+            let connecting = e2e::try_handshake(&url, &headers);
+            let Ok(Ok(ws)) = tokio::time::timeout(Duration::from_secs(5), connecting).await else {
                 let jitter = unit() * backoff.as_secs_f64();
                 tokio::time::sleep(backoff + Duration::from_secs_f64(jitter)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -160,13 +159,7 @@ impl Fleet {
     }
 
     /// One connection: true once the agent went offline at the end, false if it was lost.
-    async fn serve(
-        &self,
-        i: usize,
-        ws: tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    ) -> bool {
+    async fn serve(&self, i: usize, ws: e2e::Ws) -> bool {
         let (mut tx, mut rx) = ws.split();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
         let mut holding: HashSet<String> = HashSet::new();

@@ -7,15 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use e2e::redis_server::free_port;
-
-/// Sends `signal` (`KILL`, `STOP`, `CONT`) to `pid`.
-pub fn signal(pid: u32, signal: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -{signal} {pid}");
-}
+pub use e2e::redis_server::send_signal as signal;
 
 /// One instance of a service, restarted on the same port as a supervisor would.
 pub struct Service {
