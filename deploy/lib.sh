@@ -315,3 +315,29 @@ ensure_cargo_style() {
     }
   done
 }
+
+# The Python checkers the tests run (tests/python/requirements.txt: the Standard Webhooks
+# reference implementation, ...) in a virtual environment, deploy/.venv, made (or brought up to
+# date) from PyPI; E2E_PYTHON is exported for the tests. Debian's python3-venv is installed if
+# the interpreter lacks venv.
+ensure_python_tools() {
+  local venv=deploy/.venv requirements=tests/python/requirements.txt
+  command -v python3 >/dev/null 2>&1 || deploy_apt_install python3 || return 1
+  if [[ ! -x $venv/bin/python ]]; then
+    python3 -m venv "$venv" 2>/dev/null || {
+      rm -rf "$venv"
+      deploy_apt_install python3-venv || return 1
+      python3 -m venv "$venv" || return 1
+    }
+  fi
+  if ! cmp -s "$requirements" "$venv/requirements.installed"; then
+    deploy_log "installing the Python checkers into $venv (from PyPI)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" || {
+      deploy_error "pip could not install $requirements"
+      return 1
+    }
+    cp "$requirements" "$venv/requirements.installed"
+  fi
+  E2E_PYTHON=$PWD/$venv/bin/python
+  export E2E_PYTHON
+}

@@ -9,6 +9,8 @@
 //!   left routing, all kept in Redis.
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
 //! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
+//! - [`outbound`]: the public events (API.md §9, §10) with their bodies, and `/v1/events`.
+//! - [`webhooks`]: webhook endpoints, the fan-out of events to them, and their deliveries.
 //!
 //! All state is in Redis and every transition is one function of the Lua library in
 //! `shared/src/lua/`, so any number of dispatchers may run against one namespace.
@@ -16,9 +18,11 @@
 pub mod export;
 pub mod geofence;
 pub mod matcher;
+pub mod outbound;
 pub mod policy;
 pub mod routes;
 pub mod startup;
 pub mod timers;
+pub mod webhooks;
 
 pub use startup::{Application, StartupError};

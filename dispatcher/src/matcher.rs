@@ -142,28 +142,12 @@ impl Matcher {
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         // A connection of its own: a blocking pop would hold up the shared one.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
-        let connect = || async {
-            let client = self.store.client()?;
-            let conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            Ok::<_, StoreError>(conn)
-        };
-        let mut primary = self.store.primary_changes();
-        let mut conn = connect().await?;
+        let mut conn = self.store.dedicated();
         let queue = self.store.keys().route_queue();
         while !shutdown.is_cancelled() {
-            if primary.has_changed().unwrap_or(false) {
-                // A failover: the queue is on the new primary now.
-                primary.borrow_and_update();
-                conn = connect().await?;
-            }
             // A ticket popped and then lost with this process stays routing, and
             // `recover_stale` routes it.
-            let popped: Option<(String, String)> = conn.brpop(&queue, 1.0).await?;
+            let popped: Option<(String, String)> = conn.get().await?.brpop(&queue, 1.0).await?;
             let Some((_, ticket)) = popped else {
                 continue;
             };

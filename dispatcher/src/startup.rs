@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -10,13 +11,18 @@ use http_kit::{health, not_found, BodyLimit, Probe, Readiness};
 use ledger::{Ledger, PayRules};
 use shared::config::{ConfigError, Settings};
 use shared::store::{Store, StoreError};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::geofence::Geofences;
 use crate::matcher::Matcher;
+use crate::outbound::sse::Live;
+use crate::outbound::Publisher;
 use crate::routes;
 use crate::timers::Timers;
+use crate::webhooks::deliver::Deliverer;
+use crate::webhooks::fanout::Fanout;
 
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +98,8 @@ impl Application {
         let ledger = ledger::Ledger::open(&settings.database_url, &settings.namespace)
             .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?
             .with_stream_retention(settings.event_retention)
-            .with_backlog_max(settings.ledger_backlog_max);
+            .with_backlog_max(settings.ledger_backlog_max)
+            .with_breaks_paid(settings.breaks_paid);
         let listener = TcpListener::bind(&settings.dispatcher_listen).map_err(|source| {
             StartupError::Bind {
                 addr: settings.dispatcher_listen.clone(),
@@ -101,6 +108,9 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let matcher = Matcher::new(store.clone());
+        let publisher = Publisher::new(store.clone(), ledger.clone());
+        let live = Live::new(store.clone(), publisher.clone());
+        let queued = Arc::new(Notify::new());
 
         let readiness = web::Data::new(readiness(&store, &ledger));
         let data = (
@@ -112,6 +122,7 @@ impl Application {
             web::Data::new(PayRules {
                 breaks_paid: settings.breaks_paid,
             }),
+            web::Data::new(live.clone()),
         );
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
@@ -123,6 +134,7 @@ impl Application {
                 .app_data(data.3.clone())
                 .app_data(data.4.clone())
                 .app_data(data.5.clone())
+                .app_data(data.6.clone())
                 .app_data(web::Data::new(Matcher::new(own)))
                 .app_data(readiness.clone())
                 .configure(health)
@@ -140,7 +152,19 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let holder = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
-        let writer = ledger.run_writer(store.clone(), holder, shutdown.clone());
+        let writer = ledger.run_writer(store.clone(), holder.clone(), shutdown.clone());
+        let fanout = Fanout {
+            store: store.clone(),
+            publisher,
+            consumer: holder,
+            backlog_max: settings.webhook_backlog_max,
+            queued: queued.clone(),
+        };
+        let deliverer = Deliverer::new(
+            store.clone(),
+            settings.webhook_retry_schedule.clone(),
+            queued,
+        );
         let timers = Timers {
             store,
             matcher: matcher.clone(),
@@ -151,6 +175,9 @@ impl Application {
         let mut workers = vec![
             tokio::spawn(timers.run(shutdown.clone())),
             tokio::spawn(writer),
+            tokio::spawn(live.run(shutdown.clone())),
+            tokio::spawn(fanout.run(shutdown.clone())),
+            tokio::spawn(deliverer.run(shutdown.clone())),
         ];
         for _ in 0..crate::matcher::ROUTERS {
             workers.push(tokio::spawn(matcher.clone().run(shutdown.clone())));

@@ -126,6 +126,13 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A query string as `T`, or 400 `malformed_query` naming what is wrong (an unknown parameter,
+/// a value of the wrong type). Handlers take `Result<web::Query<T>, actix_web::Error>`.
+pub fn query<T>(q: Result<actix_web::web::Query<T>, actix_web::Error>) -> Result<T, ApiError> {
+    q.map(actix_web::web::Query::into_inner)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))
+}
+
 /// Path identifiers are parsed like body fields: a bad one is a 422 naming the field.
 pub fn parse_id<T: TryFrom<String, Error = String>>(
     field: &str,

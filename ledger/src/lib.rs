@@ -79,6 +79,8 @@ pub struct Ledger {
     backlog_max: u64,
     /// Set when a gap was recorded: the writer reconciles the open shifts at once.
     gap_found: Arc<std::sync::atomic::AtomicBool>,
+    /// `BREAKS_PAID`, for the shifts the writer announces (`shift.ended`).
+    breaks_paid: bool,
 }
 
 impl Ledger {
@@ -95,6 +97,7 @@ impl Ledger {
             trimmed: Arc::default(),
             backlog_max: 5_000_000,
             gap_found: Arc::default(),
+            breaks_paid: false,
         })
     }
 
@@ -107,6 +110,12 @@ impl Ledger {
     /// The same ledger, keeping at most `max` events in the stream (`LEDGER_BACKLOG_MAX`).
     pub fn with_backlog_max(mut self, max: u64) -> Self {
         self.backlog_max = max;
+        self
+    }
+
+    /// The same ledger, announcing ended shifts with break time paid (`BREAKS_PAID`).
+    pub fn with_breaks_paid(mut self, paid: bool) -> Self {
+        self.breaks_paid = paid;
         self
     }
 

@@ -9,7 +9,10 @@ use crate::arith::{shift_row, workdays, Segment, SegmentKind, Shift, Window, Wor
 use crate::report::ShiftView;
 use crate::{Ledger, LedgerError};
 
-const SHIFTS: &str = r#"
+/// The columns of a shift with its segments and completions, for [`decode`].
+macro_rules! shift_select {
+    () => {
+        r#"
 SELECT s.shift_id, s.agent_id,
        extract(epoch FROM s.started_at)::bigint AS started,
        extract(epoch FROM s.ended_at)::bigint AS ended,
@@ -23,10 +26,50 @@ SELECT s.shift_id, s.agent_id,
                  FROM ticket_completions c
                  WHERE c.namespace = s.namespace AND c.shift_id = s.shift_id), '[]'::json)::text AS completions
 FROM shifts s
-WHERE s.namespace = $1 AND s.started_at < $3 AND (s.ended_at IS NULL OR s.ended_at > $2)
+"#
+    };
+}
+
+const SHIFTS: &str = concat!(
+    shift_select!(),
+    r#"WHERE s.namespace = $1 AND s.started_at < $3 AND (s.ended_at IS NULL OR s.ended_at > $2)
   AND ($4::text IS NULL OR s.agent_id = $4)
 ORDER BY s.started_at, s.shift_id
-"#;
+"#
+);
+
+const ENDED_SHIFTS: &str = concat!(
+    shift_select!(),
+    "WHERE s.namespace = $1 AND s.shift_id = ANY($2) AND s.ended_at IS NOT NULL"
+);
+
+/// The rows of the ended shifts among `ids`, whole (as `GET /v1/payroll/shifts` shows a shift
+/// that lies inside its window), read on `conn` (the writer's transaction).
+pub async fn ended_shift_views(
+    conn: &mut sqlx::PgConnection,
+    namespace: &str,
+    ids: &[String],
+    breaks_paid: bool,
+) -> Result<Vec<ShiftView>, LedgerError> {
+    let rows = sqlx::query(ENDED_SHIFTS)
+        .bind(namespace)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    let whole = Window {
+        from: i64::MIN / 2,
+        to: i64::MAX / 2,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let shift = decode(row)?;
+        let end = shift.ended_at.unwrap_or(shift.started_at);
+        if let Some(r) = shift_row(&shift, whole, end, breaks_paid) {
+            out.push(ShiftView::from(r));
+        }
+    }
+    Ok(out)
+}
 
 fn kind(name: &str) -> SegmentKind {
     match name {

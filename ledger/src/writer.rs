@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::events::{Event, EventError, StreamEvent, StreamId};
+use shared::events::{entry_fields, Event, EventError, StreamEvent, StreamId};
 use shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -175,6 +175,38 @@ impl Ledger {
         Ok(number("entries-added") > number("length"))
     }
 
+    /// Announces in the stream (`shift_recorded`, for `shift.ended`, API.md §9) the shifts
+    /// `batch` ended, as this transaction stores them. Before the commit, so that none is lost
+    /// to a crash after it; a batch stored again after a failed commit announces nothing twice
+    /// (`shift_recorded` remembers each shift).
+    async fn announce_ended_shifts(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        store: &Store,
+        batch: &Batch,
+    ) -> Result<(), LedgerError> {
+        let ended: Vec<String> = batch
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::ShiftEnded { shift, .. } => Some(shift.clone()),
+                _ => None,
+            })
+            .collect();
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let views =
+            crate::query::ended_shift_views(tx, &self.namespace, &ended, self.breaks_paid).await?;
+        for view in views {
+            let row = serde_json::to_string(&view).unwrap_or_default();
+            store
+                .shift_recorded(&view.agent_id, &view.shift_id, &row)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Applies `batch` and advances the offset in one transaction. With `isolate`, each event
     /// runs under a savepoint and one the database refuses goes to `ledger_rejects` instead.
     /// With `lease`, the writer's lease is renewed just before the commit, which does not
@@ -210,6 +242,7 @@ impl Ledger {
         .execute(&mut *tx)
         .await?;
         if let Some((store, holder)) = lease {
+            self.announce_ended_shifts(&mut tx, store, batch).await?;
             if !store.lease("ledger", holder, LEASE).await? {
                 return Err(LedgerError::LeaseLost);
             }
@@ -462,15 +495,10 @@ fn read_batch(reply: redis::streams::StreamRangeReply) -> Option<Batch> {
         ended: Vec::new(),
         gap: None,
     };
-    for entry in reply.ids {
-        let Some(id) = StreamId::parse(&entry.id) else {
+    for entry in &reply.ids {
+        let (Some(id), fields) = entry_fields(entry) else {
             continue;
         };
-        let fields: HashMap<String, String> = entry
-            .map
-            .into_iter()
-            .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
-            .collect();
         match StreamEvent::parse(id, &fields) {
             Ok(event) => batch.events.push(event),
             Err(EventError::UnknownKind(kind)) => {

@@ -70,6 +70,42 @@ pub struct Settings {
     /// `LEDGER_BACKLOG_MAX`: the most events the stream keeps, stored or not (while PostgreSQL
     /// is down, the oldest unstored ones beyond it are given up, and reported as a gap).
     pub ledger_backlog_max: u64,
+    /// `WEBHOOK_RETRY_SCHEDULE`: the delays before each retry of a failed webhook delivery.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// `WEBHOOK_BACKLOG_MAX`: the most deliveries one endpoint may have waiting (beyond, the
+    /// oldest are given up).
+    pub webhook_backlog_max: u64,
+}
+
+/// API.md §9: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
+pub const WEBHOOK_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
+
+/// `WEBHOOK_RETRY_SCHEDULE`: comma-separated whole seconds, 1 to 30 of them, each at most a day.
+fn retry_schedule(raw: Option<String>) -> Result<Vec<Duration>, ConfigError> {
+    const VAR: &str = "WEBHOOK_RETRY_SCHEDULE";
+    let Some(raw) = raw else {
+        return Ok(WEBHOOK_RETRY_SCHEDULE
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect());
+    };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        let secs: u64 = part.parse().map_err(|_| {
+            ConfigError::new(VAR, format!("{part:?} is not a whole number of seconds"))
+        })?;
+        if !(1..=86_400).contains(&secs) {
+            return Err(ConfigError::new(
+                VAR,
+                format!("{secs} is out of range 1..=86400 seconds"),
+            ));
+        }
+        out.push(Duration::from_secs(secs));
+    }
+    if out.len() > 30 {
+        return Err(ConfigError::new(VAR, "at most 30 retries"));
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -136,6 +172,8 @@ impl Settings {
         let event_retention =
             Duration::from_secs(number(&get, "EVENT_RETENTION_SECS", 3600, 1, 30 * 86_400)?);
         let ledger_backlog_max = number(&get, "LEDGER_BACKLOG_MAX", 5_000_000, 1_000, 20_000_000)?;
+        let webhook_retry_schedule = retry_schedule(get("WEBHOOK_RETRY_SCHEDULE"))?;
+        let webhook_backlog_max = number(&get, "WEBHOOK_BACKLOG_MAX", 10_000, 10, 1_000_000)?;
 
         let agent_app_origins = get("AGENT_APP_ORIGINS")
             .map(|v| {
@@ -173,6 +211,8 @@ impl Settings {
             ticket_retention,
             event_retention,
             ledger_backlog_max,
+            webhook_retry_schedule,
+            webhook_backlog_max,
         })
     }
 
@@ -307,6 +347,9 @@ mod tests {
         assert_eq!(s.ticket_retention, Duration::from_secs(3600));
         assert_eq!(s.event_retention, Duration::from_secs(3600));
         assert_eq!(s.ledger_backlog_max, 5_000_000);
+        assert_eq!(s.webhook_retry_schedule.len(), 7);
+        assert_eq!(s.webhook_retry_schedule[1], Duration::from_secs(300));
+        assert_eq!(s.webhook_backlog_max, 10_000);
     }
 
     #[test]
@@ -324,6 +367,16 @@ mod tests {
             let e = settings(&[("JWT_SECRET", "x"), ("REDIS_MIN_REPLICAS", bad)]).expect_err(bad);
             assert_eq!(e.var, "REDIS_MIN_REPLICAS");
         }
+        for bad in ["5,soon", "0", "5,,6", "86401"] {
+            let e =
+                settings(&[("JWT_SECRET", "x"), ("WEBHOOK_RETRY_SCHEDULE", bad)]).expect_err(bad);
+            assert_eq!(e.var, "WEBHOOK_RETRY_SCHEDULE");
+        }
+        let s = settings(&[("JWT_SECRET", "x"), ("WEBHOOK_RETRY_SCHEDULE", "1, 2")]).expect("ok");
+        assert_eq!(
+            s.webhook_retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(2)]
+        );
         let e = settings(&[("JWT_SECRET", "x"), ("BREAKS_PAID", "maybe")]).expect_err("bool");
         assert_eq!(e.var, "BREAKS_PAID");
         let e = settings(&[("JWT_SECRET", "x"), ("DISPATCH_NAMESPACE", "a{b}")]).expect_err("ns");

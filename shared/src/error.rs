@@ -33,6 +33,10 @@ pub enum ErrorCode {
     TicketNotFound,
     /// No offer with this id for this agent.
     OfferNotFound,
+    /// No webhook endpoint with this id.
+    WebhookNotFound,
+    /// The namespace has as many webhook endpoints as it may.
+    WebhookLimitReached,
     /// The offer's deadline has passed.
     OfferExpired,
     /// The ticket has already been completed.
@@ -77,11 +81,13 @@ impl ErrorCode {
             | UnexpectedAuth => 400,
             MissingToken | InvalidToken => 401,
             Forbidden | AgentNotOnRoster => 403,
-            AgentNotFound | TicketNotFound | OfferNotFound | NotFound => 404,
+            AgentNotFound | TicketNotFound | OfferNotFound | WebhookNotFound | NotFound => 404,
             MethodNotAllowed => 405,
-            OfferExpired | TicketCompleted | InvalidStatusTransition | IdempotencyKeyInProgress => {
-                409
-            }
+            OfferExpired
+            | TicketCompleted
+            | InvalidStatusTransition
+            | IdempotencyKeyInProgress
+            | WebhookLimitReached => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             InvalidField | IdempotencyKeyReused => 422,
@@ -108,6 +114,8 @@ impl ErrorCode {
             AgentNotFound => "agent_not_found",
             TicketNotFound => "ticket_not_found",
             OfferNotFound => "offer_not_found",
+            WebhookNotFound => "webhook_not_found",
+            WebhookLimitReached => "webhook_limit_reached",
             OfferExpired => "offer_expired",
             TicketCompleted => "ticket_completed",
             InvalidStatusTransition => "invalid_status_transition",

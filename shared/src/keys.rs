@@ -35,6 +35,14 @@
 //! | `push` | channel | messages for every gateway ([`crate::protocol::Push`]): those for agents whose gateway has no channel of its own (an older build) |
 //! | `push:<instance>` | channel | messages for the agents connected through one gateway instance: frames ready to send (`U.push`), or [`crate::protocol::Push`] JSON for a gateway of the previous build |
 //! | `probe` | string | written by each readiness check (`/readyz`), to learn that Redis takes writes; expires after 10 s |
+//! | `webhooks` | hash | webhook endpoints by id (JSON, with the secret) |
+//! | `wh:<id>:due` | zset | an endpoint's order keys (`t:<ticket>`, `a:<agent>`) with deliveries waiting, by when their head is due (ms) |
+//! | `wh:<id>:k:<key>` | list | an endpoint's deliveries of one order key, oldest first: `<event id> <type> <body>` |
+//! | `wh:<id>:heads` | hash | attempts made at the head of each order key's list |
+//! | `wh:<id>:pending` | zset | an endpoint's deliveries, `<event id>|<key>` by arrival (the backlog bound) |
+//! | `wh:<id>:log` | list | an endpoint's latest 100 attempts (JSON) |
+//! | `wh:seq` | string | the deliveries' arrival counter |
+//! | `shift_recorded:<shift>` | string | that the ledger announced the shift's end (`shift_recorded`), for 7 days |
 
 /// A ticket's class, as `src/lua/queues.lua` names it: what it needs of an agent besides the
 /// language, `refunds:3,disputes:2@north` (skills as stored, `@` then the region, if any).
@@ -78,6 +86,14 @@ impl Keys {
         "push_channel",
         "push_gateway",
         "probe",
+        "webhooks",
+        "webhook_due",
+        "webhook_key",
+        "webhook_heads",
+        "webhook_pending",
+        "webhook_log",
+        "webhook_seq",
+        "shift_recorded",
     ];
 
     /// Names for `namespace` (already validated as an identifier, so it holds no braces).
@@ -230,6 +246,46 @@ impl Keys {
     /// The channel of one gateway instance: pushes for the agents connected through it.
     pub fn push_gateway(&self, instance: &str) -> String {
         self.key(&format!("push:{instance}"))
+    }
+
+    /// The webhook endpoints.
+    pub fn webhooks(&self) -> String {
+        self.key("webhooks")
+    }
+
+    /// An endpoint's order keys with deliveries, by when their head is due.
+    pub fn webhook_due(&self, id: &str) -> String {
+        self.key(&format!("wh:{id}:due"))
+    }
+
+    /// An endpoint's deliveries of one order key, oldest first.
+    pub fn webhook_key(&self, id: &str, key: &str) -> String {
+        self.key(&format!("wh:{id}:k:{key}"))
+    }
+
+    /// An endpoint's attempts made at each head.
+    pub fn webhook_heads(&self, id: &str) -> String {
+        self.key(&format!("wh:{id}:heads"))
+    }
+
+    /// An endpoint's deliveries, by arrival.
+    pub fn webhook_pending(&self, id: &str) -> String {
+        self.key(&format!("wh:{id}:pending"))
+    }
+
+    /// An endpoint's latest attempts.
+    pub fn webhook_log(&self, id: &str) -> String {
+        self.key(&format!("wh:{id}:log"))
+    }
+
+    /// The deliveries' arrival counter.
+    pub fn webhook_seq(&self) -> String {
+        self.key("wh:seq")
+    }
+
+    /// That a shift's end was announced.
+    pub fn shift_recorded(&self, shift: &str) -> String {
+        self.key(&format!("shift_recorded:{shift}"))
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 mod agent;
 pub mod commands;
 pub mod direct;
+pub mod receiver;
 pub mod redis_server;
 pub use agent::{exact_frame, handshake, try_handshake, ws_url, AgentClient, Closed, Ws};
 

@@ -74,9 +74,7 @@ pub async fn list(
     query: Result<web::Query<ListQuery>, actix_web::Error>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query
-        .map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))?
-        .into_inner();
+    let query = http_kit::query(query)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError(ClientError::field(

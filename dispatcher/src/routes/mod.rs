@@ -8,6 +8,9 @@ pub mod tickets;
 use actix_web::web;
 use http_kit::method_not_allowed;
 
+use crate::outbound::sse;
+use crate::webhooks::routes as webhooks;
+
 /// Registers every `/v1` route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource =
@@ -26,5 +29,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/v1/tickets/{ticket_id}")
                 .route(web::get().to(tickets::get))
                 .route(web::delete().to(tickets::cancel)),
-        );
+        )
+        .service(
+            resource("/v1/webhooks")
+                .route(web::post().to(webhooks::create))
+                .route(web::get().to(webhooks::list)),
+        )
+        .service(
+            resource("/v1/webhooks/{webhook_id}")
+                .route(web::get().to(webhooks::get))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(
+            resource("/v1/webhooks/{webhook_id}/deliveries")
+                .route(web::get().to(webhooks::deliveries)),
+        )
+        .service(resource("/v1/events").route(web::get().to(sse::events)));
 }

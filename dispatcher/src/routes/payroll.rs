@@ -19,11 +19,6 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
-fn query(q: Result<web::Query<ReportQuery>, actix_web::Error>) -> Result<ReportQuery, ApiError> {
-    q.map(web::Query::into_inner)
-        .map_err(|e| ApiError::new(ErrorCode::MalformedQuery, e.to_string()))
-}
-
 /// The agent filter, if any: 422 if malformed, 404 if neither the roster nor the ledger knows it.
 async fn agent_filter(
     raw: Option<String>,
@@ -78,7 +73,7 @@ pub async fn shifts(
     ledger: web::Data<Ledger>,
     rules: web::Data<PayRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut q = query(q)?;
+    let mut q = http_kit::query(q)?;
     let (from, to) = report::time_window(q.from.as_deref(), q.to.as_deref())?;
     let r = request(&req, &mut q, &store, &ledger).await?;
     let agent = r.agent.as_ref().map(AgentId::as_str);
@@ -98,7 +93,7 @@ pub async fn workdays(
     ledger: web::Data<Ledger>,
     rules: web::Data<PayRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut q = query(q)?;
+    let mut q = http_kit::query(q)?;
     let (from, to) = report::date_window(q.from.as_deref(), q.to.as_deref())?;
     let r = request(&req, &mut q, &store, &ledger).await?;
     let agent = r.agent.as_ref().map(AgentId::as_str);

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{AgentStatus, Outcome, TicketStatus};
 use crate::protocol::StatusReason;
 
+pub mod public;
 mod stream;
 
-pub use stream::{EventError, StreamEvent, StreamId};
+pub use stream::{entry_fields, EventError, StreamEvent, StreamId};
 
 /// Why a shift ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +79,23 @@ mod text_num_opt {
     }
 }
 
+/// A flag, `1` when set (and absent when not).
+mod text_flag {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if *v { "1" } else { "0" })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(String::deserialize(d)? == "1")
+    }
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 /// What happened, by kind: the `type` field names the variant in snake_case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -115,6 +133,15 @@ pub enum Event {
             skip_serializing_if = "Option::is_none"
         )]
         expires: Option<i64>,
+        /// Parked at once, nobody being able to take it (and no `ticket_queued` follows).
+        #[serde(default, with = "text_flag", skip_serializing_if = "is_false")]
+        queued: bool,
+    },
+    /// A ticket nobody can take now was parked in its queues (after its creation: a ticket
+    /// parked at once says so in its [`Event::TicketCreated`]).
+    TicketQueued {
+        /// The ticket.
+        ticket: String,
     },
     /// A ticket was offered to an agent.
     OfferCreated {
@@ -237,6 +264,17 @@ pub enum Event {
         /// Why.
         reason: ShiftEndReason,
     },
+    /// The ledger stored an ended shift: appended by the ledger writer (not the Lua), once per
+    /// shift, for webhooks and live events (`shift.ended`, API.md §9).
+    ShiftRecorded {
+        /// The agent.
+        agent: String,
+        /// The shift.
+        #[serde(rename = "shift")]
+        shift_id: String,
+        /// The shift as API.md §7 shows it, JSON.
+        row: String,
+    },
     /// An agent's WebSocket was bound.
     AgentConnected {
         /// The agent.
@@ -268,6 +306,8 @@ pub enum EventKind {
     AgentRemoved,
     /// [`Event::TicketCreated`].
     TicketCreated,
+    /// [`Event::TicketQueued`].
+    TicketQueued,
     /// [`Event::OfferCreated`].
     OfferCreated,
     /// [`Event::OfferDeclined`].
@@ -290,6 +330,8 @@ pub enum EventKind {
     ShiftStarted,
     /// [`Event::ShiftEnded`].
     ShiftEnded,
+    /// [`Event::ShiftRecorded`].
+    ShiftRecorded,
     /// [`Event::AgentConnected`].
     AgentConnected,
     /// [`Event::AgentDisconnected`].
@@ -298,10 +340,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         Self::AgentUpserted,
         Self::AgentRemoved,
         Self::TicketCreated,
+        Self::TicketQueued,
         Self::OfferCreated,
         Self::OfferDeclined,
         Self::OfferExpired,
@@ -313,6 +356,7 @@ impl EventKind {
         Self::AgentStatus,
         Self::ShiftStarted,
         Self::ShiftEnded,
+        Self::ShiftRecorded,
         Self::AgentConnected,
         Self::AgentDisconnected,
     ];
@@ -323,6 +367,7 @@ impl EventKind {
             Self::AgentUpserted => "agent_upserted",
             Self::AgentRemoved => "agent_removed",
             Self::TicketCreated => "ticket_created",
+            Self::TicketQueued => "ticket_queued",
             Self::OfferCreated => "offer_created",
             Self::OfferDeclined => "offer_declined",
             Self::OfferExpired => "offer_expired",
@@ -334,6 +379,7 @@ impl EventKind {
             Self::AgentStatus => "agent_status",
             Self::ShiftStarted => "shift_started",
             Self::ShiftEnded => "shift_ended",
+            Self::ShiftRecorded => "shift_recorded",
             Self::AgentConnected => "agent_connected",
             Self::AgentDisconnected => "agent_disconnected",
         }
@@ -352,6 +398,7 @@ impl Event {
             Self::AgentUpserted { .. } => EventKind::AgentUpserted,
             Self::AgentRemoved { .. } => EventKind::AgentRemoved,
             Self::TicketCreated { .. } => EventKind::TicketCreated,
+            Self::TicketQueued { .. } => EventKind::TicketQueued,
             Self::OfferCreated { .. } => EventKind::OfferCreated,
             Self::OfferDeclined { .. } => EventKind::OfferDeclined,
             Self::OfferExpired { .. } => EventKind::OfferExpired,
@@ -363,6 +410,7 @@ impl Event {
             Self::AgentStatus { .. } => EventKind::AgentStatus,
             Self::ShiftStarted { .. } => EventKind::ShiftStarted,
             Self::ShiftEnded { .. } => EventKind::ShiftEnded,
+            Self::ShiftRecorded { .. } => EventKind::ShiftRecorded,
             Self::AgentConnected { .. } => EventKind::AgentConnected,
             Self::AgentDisconnected { .. } => EventKind::AgentDisconnected,
         }
@@ -371,6 +419,7 @@ impl Event {
     /// The agent it concerns, if any ('' counts as none).
     pub fn agent(&self) -> Option<&str> {
         let agent = match self {
+            Self::TicketQueued { .. } => return None,
             Self::AgentUpserted { agent }
             | Self::TicketCreated { agent, .. }
             | Self::AgentRemoved { agent }
@@ -385,6 +434,7 @@ impl Event {
             | Self::AgentStatus { agent, .. }
             | Self::ShiftStarted { agent, .. }
             | Self::ShiftEnded { agent, .. }
+            | Self::ShiftRecorded { agent, .. }
             | Self::AgentConnected { agent, .. }
             | Self::AgentDisconnected { agent, .. } => agent,
         };

@@ -57,7 +57,31 @@ pub enum EventError {
     },
 }
 
+/// A stream entry as the redis crate reads it: its id (`None` if unreadable) and its fields as
+/// strings.
+pub fn entry_fields(
+    entry: &redis::streams::StreamId,
+) -> (Option<StreamId>, HashMap<String, String>) {
+    let fields = entry
+        .map
+        .iter()
+        .filter_map(|(k, v)| {
+            redis::from_redis_value_ref::<String>(v)
+                .ok()
+                .map(|v| (k.clone(), v))
+        })
+        .collect();
+    (StreamId::parse(&entry.id), fields)
+}
+
 impl StreamEvent {
+    /// Reads an entry as the redis crate returns it (`XRANGE`, `XREAD`); `None` if its id is
+    /// unreadable.
+    pub fn from_entry(entry: &redis::streams::StreamId) -> Option<Result<Self, EventError>> {
+        let (id, fields) = entry_fields(entry);
+        Some(Self::parse(id?, &fields))
+    }
+
     /// Reads entry `id` with `fields`.
     pub fn parse(id: StreamId, fields: &HashMap<String, String>) -> Result<Self, EventError> {
         let kind = fields.get("type").cloned().unwrap_or_default();
@@ -179,10 +203,19 @@ mod tests {
                 agent: "a-1".into(),
                 offer: "o-1".into(),
                 expires: Some(21),
+                queued: false,
             }
         );
         assert_eq!(e.event.agent(), Some("a-1"));
         assert_eq!(e.to_fields(), offered);
+        let mut queued = parked.clone();
+        queued.extend(fields(&[("queued", "1")]));
+        let e = StreamEvent::parse(id, &queued).expect("a creation parked at once");
+        assert!(matches!(
+            &e.event,
+            Event::TicketCreated { queued: true, .. }
+        ));
+        assert_eq!(e.to_fields(), queued);
     }
 
     #[test]

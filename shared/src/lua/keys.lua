@@ -33,6 +33,14 @@ K.NAMES = {
   push_channel = 'push',
   push_gateway = 'push:%s',
   probe = 'probe',
+  webhooks = 'webhooks',
+  webhook_due = 'wh:%s:due',
+  webhook_key = 'wh:%s:k:%s',
+  webhook_heads = 'wh:%s:heads',
+  webhook_pending = 'wh:%s:pending',
+  webhook_log = 'wh:%s:log',
+  webhook_seq = 'wh:seq',
+  shift_recorded = 'shift_recorded:%s',
 }
 
 -- The prefix `{ns}:` of the namespace whose stream is KEYS[1].

@@ -21,7 +21,8 @@ Files: keys.lua (key names), util.lua (clock, reads, events, replies), agents.lu
 free indexes, eligibility), queues.lua (the waiting queues), matching.lua (routing by the
 policy and offers), offers.lua (an offer's answer
 and end), tickets.lua (creation, completion, cancellation), shifts.lua (status, connections,
-shifts), timers.lua (deadlines, grace periods, dead gateways, leases).
+shifts), timers.lua (deadlines, grace periods, dead gateways, leases), webhooks.lua (webhook
+endpoints and their deliveries).
 
 The rules of API.md and where they are enforced:
 
@@ -52,10 +53,13 @@ The rules of API.md and where they are enforced:
   §7  a shift runs from available out of offline until offline, removal
       or a drop not back in time (then it ends at the drop) ........ set_status, Shift.finish
   §7  a shift keeps the rate it started with .......................... set_status (shift_started)
+  §9  each event to each endpoint once, one ticket's in order, a dead
+      endpoint's backlog bounded ........... webhook_enqueue, webhook_claim, webhook_done
 ]]
 
 -- One table per file, declared here so that every file may call into any other.
-local K, U, Agent, Queue, Match, Offer, Ticket, Shift, Timer = {}, {}, {}, {}, {}, {}, {}, {}, {}
+local K, U, Agent, Queue, Match, Offer, Ticket, Shift, Timer, Hook =
+  {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
 
 -- @include keys.lua
 -- @include util.lua
@@ -66,6 +70,7 @@ local K, U, Agent, Queue, Match, Offer, Ticket, Shift, Timer = {}, {}, {}, {}, {
 -- @include tickets.lua
 -- @include shifts.lua
 -- @include timers.lua
+-- @include webhooks.lua
 
 -- Function names carry the library's content hash (filled in by shared/src/store/mod.rs), so
 -- instances of different builds sharing a Redis (a rolling deploy) each call their own code.
@@ -95,3 +100,9 @@ register('reap_gateway', Timer.reap_gateway)
 register('purge_tickets', Timer.purge_tickets)
 register('ledger_stored', Timer.ledger_stored)
 register('lease', Timer.lease)
+register('webhook_create', Hook.create)
+register('webhook_delete', Hook.delete)
+register('webhook_enqueue', Hook.enqueue)
+register('webhook_claim', Hook.claim)
+register('webhook_done', Hook.done)
+register('shift_recorded', Hook.shift_recorded)

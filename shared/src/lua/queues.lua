@@ -14,7 +14,8 @@ function Queue.class_of(t)
 end
 
 -- No agent can take the ticket now: it waits in its language's queue for a freed agent, and in
--- the queue of its class, which a freed agent looks at only if it may take that class.
+-- the queue of its class, which a freed agent looks at only if it may take that class
+-- (`ticket_queued`: webhooks and live events tell the escalation engine it waits).
 function Queue.park(P, tid, t)
   local class = Queue.class_of(t)
   redis.call('ZADD', K.key(P, 'queue', t.lang), t.qscore, tid)
@@ -24,6 +25,11 @@ function Queue.park(P, tid, t)
   Match.leave_routing(P, tid, t)
   t.wait = 'parked'
   Ticket.write(P, tid, t, {'wait', 'parked'})
+  -- A ticket parked in the call that creates it says so in its `ticket_created`.
+  if not t.creating then
+    local now = U.now_ms()
+    U.emit(P, now, 'ticket_queued', {'ticket', tid})
+  end
 end
 
 -- The ticket leaves its queues, if it is parked (it is offered or cancelled); empty queues

@@ -118,12 +118,16 @@ function Ticket.create(keys, args)
   local routed = Match.route(P, tid, t, now, Match.offers(args[5], args[6]), 0, limit)
   t.creating = nil
   -- Offered at once ({'offered', agent, deadline, offer id}), its event says so (and there is
-  -- no `offer_created` of its own).
+  -- no `offer_created` of its own); parked at once, it says `queued` (and there is no
+  -- `ticket_queued`).
   local created = {'ticket', tid, 'language', t.lang, 'priority', t.prio}
   if routed[1] == 'offered' then
     for _, v in ipairs({'agent', routed[2], 'offer', routed[4], 'expires', routed[3]}) do
       created[#created + 1] = v
     end
+  elseif routed[1] == 'parked' then
+    created[#created + 1] = 'queued'
+    created[#created + 1] = '1'
   end
   U.emit(P, now, 'ticket_created', created)
   -- Not routed yet (nobody eligible in the first `limit` index entries): a dispatcher goes on,

@@ -67,11 +67,23 @@ pub enum Function {
     LedgerStored,
     /// A lease held by one instance at a time.
     Lease,
+    /// `POST /v1/webhooks`.
+    WebhookCreate,
+    /// `DELETE /v1/webhooks/{id}`.
+    WebhookDelete,
+    /// Stream entries acknowledged and their deliveries queued.
+    WebhookEnqueue,
+    /// Due deliveries leased to a dispatcher.
+    WebhookClaim,
+    /// An attempt's outcome.
+    WebhookDone,
+    /// The ledger stored an ended shift.
+    ShiftRecorded,
 }
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 20] = [
+    pub const ALL: [Function; 26] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
@@ -92,6 +104,12 @@ impl Function {
         Self::LedgerStored,
         Self::Lease,
         Self::OfferUnreached,
+        Self::WebhookCreate,
+        Self::WebhookDelete,
+        Self::WebhookEnqueue,
+        Self::WebhookClaim,
+        Self::WebhookDone,
+        Self::ShiftRecorded,
     ];
 
     /// The name `library.lua` registers it under (without prefix and version).
@@ -117,6 +135,12 @@ impl Function {
             Self::OfferUnreached => "offer_unreached",
             Self::LedgerStored => "ledger_stored",
             Self::Lease => "lease",
+            Self::WebhookCreate => "webhook_create",
+            Self::WebhookDelete => "webhook_delete",
+            Self::WebhookEnqueue => "webhook_enqueue",
+            Self::WebhookClaim => "webhook_claim",
+            Self::WebhookDone => "webhook_done",
+            Self::ShiftRecorded => "shift_recorded",
         }
     }
 
@@ -358,6 +382,14 @@ mod tests {
             "push_channel" => k.push_channel(),
             "push_gateway" => k.push_gateway("X1"),
             "probe" => k.probe(),
+            "webhooks" => k.webhooks(),
+            "webhook_due" => k.webhook_due("X1"),
+            "webhook_key" => k.webhook_key("X1", "X2"),
+            "webhook_heads" => k.webhook_heads("X1"),
+            "webhook_pending" => k.webhook_pending("X1"),
+            "webhook_log" => k.webhook_log("X1"),
+            "webhook_seq" => k.webhook_seq(),
+            "shift_recorded" => k.shift_recorded("X1"),
             _ => return None,
         })
     }

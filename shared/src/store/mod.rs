@@ -8,6 +8,7 @@
 //! stays up while Redis is away; calls fail with [`StoreError::Unavailable`] meanwhile, which
 //! handlers turn into 503s and `error` frames.
 
+mod hooks;
 pub mod library;
 pub mod link;
 mod ops;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use crate::error::ErrorCode;
 use crate::keys::Keys;
 
+pub use hooks::{Attempted, Claimed, NewDelivery};
 pub use library::{library, library_version, Function};
 pub use link::{Address, Conn};
 pub use ops::{NewTicketFields, ProfileFields};
@@ -306,6 +308,15 @@ impl Store {
         Ok(self.link.primary().client()?)
     }
 
+    /// A connection of the caller's own for blocking reads, which follows a failover.
+    pub fn dedicated(&self) -> Dedicated {
+        Dedicated {
+            store: self.clone(),
+            conn: None,
+            primary: self.primary_changes(),
+        }
+    }
+
     /// Tells the store of a failure on a connection of the caller's own (a blocking reader,
     /// pub/sub): one that a lost primary would cause has the Sentinels asked again at once.
     pub fn connection_failed(&self, e: &StoreError) {
@@ -411,4 +422,44 @@ impl Store {
 
 fn is_missing_function(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
+}
+
+/// A connection of its own, for blocking reads (`BRPOP`, `XREADGROUP … BLOCK`) that would hold
+/// up the shared one: made when first used, and made again on the new primary after a failover
+/// or after [`Dedicated::failed`].
+pub struct Dedicated {
+    store: Store,
+    conn: Option<redis::aio::MultiplexedConnection>,
+    primary: watch::Receiver<u64>,
+}
+
+impl Dedicated {
+    /// The connection, to the current primary.
+    pub async fn get(&mut self) -> Result<&mut redis::aio::MultiplexedConnection, StoreError> {
+        if self.primary.has_changed().unwrap_or(false) {
+            self.primary.borrow_and_update();
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(10)))
+                .set_connection_timeout(Some(Duration::from_secs(2)));
+            let conn = self
+                .store
+                .client()?
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("dedicated connection missing".into()))
+    }
+
+    /// A command on it failed with `e`: it is made again when next used (and the Sentinels
+    /// asked again if the primary may be lost).
+    pub fn failed(&mut self, e: &StoreError) {
+        self.conn = None;
+        self.store.connection_failed(e);
+    }
 }
