@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::geofence::Geofences;
 use crate::matcher::Matcher;
 use crate::outbound::sse::Live;
+use crate::outbound::waits::Waits;
 use crate::outbound::Publisher;
 use crate::routes;
 use crate::timers::Timers;
@@ -108,8 +109,9 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let matcher = Matcher::new(store.clone());
-        let publisher = Publisher::new(store.clone(), ledger.clone());
-        let live = Live::new(store.clone(), publisher.clone());
+        let waits = Waits::default();
+        let publisher = Publisher::new(store.clone(), ledger.clone(), waits.clone());
+        let live = Live::new(store.clone(), publisher.clone(), waits.clone());
         let queued = Arc::new(Notify::new());
 
         let readiness = web::Data::new(readiness(&store, &ledger));
@@ -123,6 +125,7 @@ impl Application {
                 breaks_paid: settings.breaks_paid,
             }),
             web::Data::new(live.clone()),
+            web::Data::new(waits),
         );
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
@@ -135,6 +138,7 @@ impl Application {
                 .app_data(data.4.clone())
                 .app_data(data.5.clone())
                 .app_data(data.6.clone())
+                .app_data(data.7.clone())
                 .app_data(web::Data::new(Matcher::new(own)))
                 .app_data(readiness.clone())
                 .configure(health)

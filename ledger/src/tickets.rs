@@ -153,6 +153,8 @@ impl Ledger {
             cancelled_at: r.12.map(millis),
             outcome,
             offers_made: u32::try_from(r.14).unwrap_or_default(),
+            queue_position: None,
+            estimated_wait_secs: None,
         }))
     }
 }

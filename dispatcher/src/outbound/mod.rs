@@ -9,13 +9,16 @@
 //! event gave it and what the event adds (the offer, the reason, the agent).
 
 pub mod sse;
+pub mod waits;
 
 use ledger::{Ledger, LedgerError};
 use serde_json::{json, Map, Value};
-use shared::domain::{AgentId, TicketId, Timestamp};
+use shared::domain::{AgentId, TicketId, TicketStatus, TicketView, Timestamp};
 use shared::events::public::{announcements, Announcement, EventId, Subject, Topic};
 use shared::events::StreamEvent;
-use shared::store::Store;
+use shared::store::{Store, StoreError};
+
+use waits::Waits;
 
 /// A public event, ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,12 +38,38 @@ pub struct Published {
 pub struct Publisher {
     store: Store,
     ledger: Ledger,
+    waits: Waits,
+}
+
+/// Fills in a live ticket's place and wait (API.md §8): its place while queued, the estimate
+/// while queued or offered.
+pub async fn with_wait(
+    store: &Store,
+    waits: &Waits,
+    view: &mut TicketView,
+) -> Result<(), StoreError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match view.status {
+        TicketStatus::Queued => {
+            view.queue_position = store.queue_position(&view.ticket_id).await?;
+            view.estimated_wait_secs = view
+                .queue_position
+                .and_then(|p| waits.queued(&view.language, p, now));
+        }
+        TicketStatus::Offered => view.estimated_wait_secs = waits.offered(&view.language),
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Publisher {
     /// A publisher reading tickets from `store`, and from `ledger` once they left it.
-    pub fn new(store: Store, ledger: Ledger) -> Self {
-        Self { store, ledger }
+    pub fn new(store: Store, ledger: Ledger, waits: Waits) -> Self {
+        Self {
+            store,
+            ledger,
+            waits,
+        }
     }
 
     /// The public events of `entry` that `wanted` keeps, with their bodies. A ticket that
@@ -87,14 +116,15 @@ impl Publisher {
             Some(view) => Some(view),
             None => self.ledger.ticket(&id).await?,
         };
-        let Some(view) = view else {
+        let Some(mut view) = view else {
             tracing::warn!(ticket = %id, event = %a.id, "an event of a ticket nobody knows");
             return Ok(None);
         };
+        view.status = *status;
+        with_wait(&self.store, &self.waits, &mut view).await?;
         let Value::Object(mut data) = serde_json::to_value(&view).unwrap_or_default() else {
             return Ok(None);
         };
-        data.insert("status".into(), json!(status));
         for (k, v) in extra {
             data.insert(k.clone(), v.clone());
         }

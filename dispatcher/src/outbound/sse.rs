@@ -1,7 +1,8 @@
 //! `GET /v1/events` (API.md §10): the public events as Server-Sent Events.
 //!
 //! One reader per dispatcher ([`Live::run`]) follows the stream and builds each event's body
-//! once, for every client of this instance, through a broadcast channel. A client with
+//! once, for every client of this instance, through a broadcast channel; what it reads also
+//! feeds the wait estimates ([`super::waits`]). A client with
 //! `Last-Event-ID` is first sent what followed that event, read from the stream page by page
 //! (it is kept an hour at least, `EVENT_RETENTION_SECS`), then the live events after the last
 //! one it was sent. Each client has a bounded buffer: one that falls more than [`BUFFERED`]
@@ -18,11 +19,12 @@ use redis::AsyncCommands;
 use serde::Deserialize;
 use shared::error::ClientError;
 use shared::events::public::{EventId, TopicFilter};
-use shared::events::{StreamEvent, StreamId};
+use shared::events::{Event, StreamEvent, StreamId};
 use shared::store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::waits::{Waits, WINDOW};
 use super::{Published, Publisher};
 
 /// How many events a client may fall behind before it is dropped.
@@ -37,18 +39,91 @@ const PAGE: usize = 500;
 pub struct Live {
     store: Store,
     publisher: Publisher,
+    waits: Waits,
     tx: broadcast::Sender<Arc<Published>>,
 }
 
 impl Live {
     /// Live events read from `store` with bodies built by `publisher`.
-    pub fn new(store: Store, publisher: Publisher) -> Self {
+    /// Live events read from `store`, which also feed the wait estimates `waits`.
+    pub fn new(store: Store, publisher: Publisher, waits: Waits) -> Self {
         let (tx, _) = broadcast::channel(BUFFERED);
         Self {
             store,
             publisher,
+            waits,
             tx,
         }
+    }
+
+    /// Reads the roster (agents' languages and who is online) and the last [`WINDOW`] of the
+    /// stream into the wait model; returns the stream id it read up to.
+    async fn warm_up(&self) -> Result<String, StoreError> {
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.store.agents_page(None, 1000, cursor.as_ref()).await?;
+            for a in page {
+                let langs = a
+                    .profile
+                    .languages
+                    .as_slice()
+                    .iter()
+                    .map(|l| l.as_str().to_owned())
+                    .collect();
+                let online = a.state.status != shared::domain::AgentStatus::Offline;
+                self.waits.agent(a.agent_id.as_str(), langs, Some(online));
+            }
+            match next.and_then(|n| n.parse::<shared::domain::AgentId>().ok()) {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        let now: i64 = self.store.now_ms().await?;
+        let since = now - i64::try_from(WINDOW.as_millis()).unwrap_or(0);
+        let events = self.store.keys().events();
+        let mut from = format!("{since}-0");
+        loop {
+            let page: StreamRangeReply = self
+                .store
+                .conn()
+                .xrange_count(&events, &from, "+", PAGE)
+                .await?;
+            for entry in &page.ids {
+                from = format!("({}", entry.id);
+                if let Some(Ok(event)) = StreamEvent::from_entry(entry) {
+                    self.learn(&event).await;
+                }
+            }
+            if page.ids.len() < PAGE {
+                return Ok(page
+                    .ids
+                    .last()
+                    .map_or_else(|| format!("{since}-0"), |e| e.id.clone()));
+            }
+        }
+    }
+
+    /// Feeds the wait model, reading the profile of an agent it does not know yet.
+    async fn learn(&self, event: &StreamEvent) {
+        let reread = match &event.event {
+            Event::AgentUpserted { agent } => Some(agent),
+            Event::AgentStatus { agent, .. } if !self.waits.knows_agent(agent) => Some(agent),
+            _ => None,
+        };
+        if let Some(Ok(id)) = reread.map(|a| a.parse::<shared::domain::AgentId>()) {
+            if let Ok(Some(a)) = self.store.agent(&id).await {
+                let langs = a
+                    .profile
+                    .languages
+                    .as_slice()
+                    .iter()
+                    .map(|l| l.as_str().to_owned())
+                    .collect();
+                let online = a.state.status != shared::domain::AgentStatus::Offline;
+                self.waits.agent(id.as_str(), langs, Some(online));
+            }
+        }
+        self.waits.observe(event);
     }
 
     /// Follows the stream until `shutdown`, building bodies only while a client listens.
@@ -58,18 +133,11 @@ impl Live {
         let events = self.store.keys().events();
         while !shutdown.is_cancelled() {
             let step = async {
-                let conn = conn.get().await?;
                 let from = match &last {
                     Some(id) => id.clone(),
-                    None => {
-                        let newest: StreamRangeReply =
-                            conn.xrevrange_count(&events, "+", "-", 1).await?;
-                        newest
-                            .ids
-                            .first()
-                            .map_or_else(|| "0-0".to_owned(), |e| e.id.clone())
-                    }
+                    None => self.warm_up().await?,
                 };
+                let conn = conn.get().await?;
                 let options = StreamReadOptions::default().count(PAGE).block(2000);
                 let read: Option<StreamReadReply> =
                     conn.xread_options(&[&events], &[&from], &options).await?;
@@ -91,12 +159,13 @@ impl Live {
             let entries = read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
             for entry in entries {
                 last = Some(entry.id.clone());
-                if self.tx.receiver_count() == 0 {
-                    continue;
-                }
                 let Some(Ok(event)) = StreamEvent::from_entry(&entry) else {
                     continue;
                 };
+                self.learn(&event).await;
+                if self.tx.receiver_count() == 0 {
+                    continue;
+                }
                 match self.publisher.publish(&event, |_| true).await {
                     Ok(published) => {
                         for p in published {

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod payroll;
+pub mod queues;
 pub mod tickets;
 
 use actix_web::web;
@@ -44,5 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/v1/webhooks/{webhook_id}/deliveries")
                 .route(web::get().to(webhooks::deliveries)),
         )
-        .service(resource("/v1/events").route(web::get().to(sse::events)));
+        .service(resource("/v1/events").route(web::get().to(sse::events)))
+        .service(resource("/v1/queues").route(web::get().to(queues::list)));
 }

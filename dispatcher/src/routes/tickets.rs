@@ -11,6 +11,8 @@ use shared::store::{CreatedTicket, NewTicketFields, Store, StoreError};
 
 use crate::geofence::Geofences;
 use crate::matcher::{Matcher, PAGE};
+use crate::outbound::waits::Waits;
+use crate::outbound::with_wait;
 
 fn ticket_id(path: web::Path<String>) -> Result<TicketId, ApiError> {
     parse_id("ticket_id", path.into_inner())
@@ -80,6 +82,10 @@ pub async fn create(
     fences: web::Data<Geofences>,
 ) -> Result<HttpResponse, ApiError> {
     check(&body.value, &fences)?;
+    let waits = req
+        .app_data::<web::Data<Waits>>()
+        .cloned()
+        .unwrap_or_default();
     let key = idempotency_key(&req)?;
     // Keys are the caller's own: the same key from two services names two requests.
     let idempotency = key.as_deref().map(|k| {
@@ -106,7 +112,7 @@ pub async fn create(
         } => (created_ms, routed),
         CreatedTicket::Existing(existing) => {
             let existing = parse_id::<TicketId>("ticket_id", existing)?;
-            let view = find(&store, &ledger, &existing)
+            let view = find(&store, &ledger, &waits, &existing)
                 .await?
                 .ok_or_else(|| not_found(&existing))?;
             tracing::info!(ticket_id = %existing, "ticket posted again");
@@ -125,6 +131,9 @@ pub async fn create(
         view.status = TicketStatus::Offered;
         view.offers_made = 1;
     }
+    // A ticket nobody could take is told its place (which costs a call: rare, while offers
+    // are made at once).
+    with_wait(&store, &waits, &mut view).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -133,9 +142,11 @@ pub async fn create(
 async fn find(
     store: &Store,
     ledger: &Ledger,
+    waits: &Waits,
     id: &TicketId,
 ) -> Result<Option<TicketView>, ApiError> {
-    if let Some(view) = store.ticket(id).await? {
+    if let Some(mut view) = store.ticket(id).await? {
+        with_wait(store, waits, &mut view).await?;
         return Ok(Some(view));
     }
     Ok(ledger.ticket(id).await.map_err(ledger::client_error)?)
@@ -147,9 +158,10 @@ pub async fn get(
     path: web::Path<String>,
     store: web::Data<Store>,
     ledger: web::Data<Ledger>,
+    waits: web::Data<Waits>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(path)?;
-    let view = find(&store, &ledger, &id)
+    let view = find(&store, &ledger, &waits, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(view))
@@ -162,6 +174,7 @@ pub async fn cancel(
     path: web::Path<String>,
     store: web::Data<Store>,
     ledger: web::Data<Ledger>,
+    waits: web::Data<Waits>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(path)?;
     match store.cancel_ticket(&id).await {
@@ -179,7 +192,7 @@ pub async fn cancel(
         }
         Err(e) => return Err(e.into()),
     }
-    let view = find(&store, &ledger, &id)
+    let view = find(&store, &ledger, &waits, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(view))

@@ -269,6 +269,13 @@ pub struct TicketView {
     pub outcome: Option<Outcome>,
     /// How many offers were made for it.
     pub offers_made: u32,
+    /// While queued: 1 + the queued tickets an agent able to take it is offered first
+    /// (API.md §8).
+    #[serde(default)]
+    pub queue_position: Option<u64>,
+    /// While queued or offered: the expected seconds until it is assigned (API.md §8).
+    #[serde(default)]
+    pub estimated_wait_secs: Option<u64>,
 }
 
 impl TicketView {
@@ -291,6 +298,8 @@ impl TicketView {
             cancelled_at: None,
             outcome: None,
             offers_made: 0,
+            queue_position: None,
+            estimated_wait_secs: None,
         }
     }
 }

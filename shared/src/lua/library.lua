@@ -53,6 +53,8 @@ The rules of API.md and where they are enforced:
   §7  a shift runs from available out of offline until offline, removal
       or a drop not back in time (then it ends at the drop) ........ set_status, Shift.finish
   §7  a shift keeps the rate it started with .......................... set_status (shift_started)
+  §8  a queued ticket's place: the tickets any agent able to take it
+      is offered first ................................ queue_position, queue_overview
   §9  each event to each endpoint once, one ticket's in order, a dead
       endpoint's backlog bounded ........... webhook_enqueue, webhook_claim, webhook_done
 ]]
@@ -100,6 +102,8 @@ register('reap_gateway', Timer.reap_gateway)
 register('purge_tickets', Timer.purge_tickets)
 register('ledger_stored', Timer.ledger_stored)
 register('lease', Timer.lease)
+register('queue_position', Queue.position)
+register('queue_overview', Queue.overview)
 register('webhook_create', Hook.create)
 register('webhook_delete', Hook.delete)
 register('webhook_enqueue', Hook.enqueue)

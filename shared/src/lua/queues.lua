@@ -152,3 +152,76 @@ function Queue.sweep(keys, args)
   if #free < count then next_offset = 0 end
   return {'ok', tostring(next_offset), tostring(made)}
 end
+
+-- Whether every agent able to take tickets of class `c` may take those of class `k`: each skill
+-- `k` needs at no higher a level than `c` does, and `k`'s region is none or `c`'s.
+function Queue.implies(c, k)
+  local creq, cregion = string.match(c, '^(.*)@(.*)$')
+  local kreq, kregion = string.match(k, '^(.*)@(.*)$')
+  if kregion ~= '' and kregion ~= cregion then return false end
+  local have = U.levels(creq)
+  for skill, need in pairs(U.levels(kreq)) do
+    if (have[skill] or 0) < need then return false end
+  end
+  return true
+end
+
+-- How many parked tickets of `lang` an agent able to take class `class` is offered before a
+-- ticket of queue score `qscore` (API.md §5's order): those ahead of it in every class that
+-- class implies, which any such agent may take.
+function Queue.ahead(P, lang, class, qscore)
+  local n = 0
+  for _, k in ipairs(redis.call('HKEYS', K.key(P, 'queue_classes', lang))) do
+    if Queue.implies(class, k) then
+      n = n + redis.call('ZCOUNT', K.key(P, 'class_queue', lang, k), '-inf', '(' .. qscore)
+    end
+  end
+  return n
+end
+
+-- queue_position: a queued ticket's place (API.md §8): 1 + the tickets an agent able to take it
+-- is offered first; 1 while a dispatcher is placing it. ARGV: ticket id. Reply: 'ok', position;
+-- or 'none' if it is not queued.
+function Queue.position(keys, args)
+  local P = K.prefix_of(keys)
+  local t = U.hmget(K.key(P, 'ticket', args[1]), {'status', 'lang', 'qscore', 'req', 'region',
+    'wait'})
+  if not t or t.status ~= 'queued' then return {'none'} end
+  if t.wait ~= 'parked' then return {'ok', '1'} end
+  return {'ok', tostring(1 + Queue.ahead(P, t.lang, Queue.class_of(t), t.qscore))}
+end
+
+-- queue_overview: per language (GET /v1/queues, API.md §8): how many wait, when the longest
+-- waiting one was created (ms, '' if none: the first of each priority is its oldest), the free
+-- agents, and the place of a new ticket of priority 5 with no skills. ARGV: languages (those
+-- with waiting tickets are added). Reply: 'ok', then (language, waiting, oldest created ms,
+-- free agents, position) for each.
+function Queue.overview(keys, args)
+  local P = K.prefix_of(keys)
+  local langs, seen = {}, {}
+  for _, l in ipairs(args) do
+    if not seen[l] then langs[#langs + 1], seen[l] = l, true end
+  end
+  for _, l in ipairs(redis.call('SMEMBERS', K.key(P, 'queues'))) do
+    if not seen[l] then langs[#langs + 1], seen[l] = l, true end
+  end
+  local reply = {'ok'}
+  for _, lang in ipairs(langs) do
+    local queue = K.key(P, 'queue', lang)
+    local oldest = nil
+    for band = 0, 9 do
+      local head = redis.call('ZRANGEBYSCORE', queue, U.fmt(band * 1e14),
+        '(' .. U.fmt((band + 1) * 1e14), 'LIMIT', 0, 1)[1]
+      if head then
+        local created = tonumber(redis.call('HGET', K.key(P, 'ticket', head), 'created') or '')
+        if created and (not oldest or created < oldest) then oldest = created end
+      end
+    end
+    local position = 1 + Queue.ahead(P, lang, '@', U.fmt(5 * 1e14))
+    for _, v in ipairs({lang, tostring(redis.call('ZCARD', queue)), oldest and U.fmt(oldest) or '',
+      tostring(redis.call('ZCARD', K.key(P, 'free', lang))), tostring(position)}) do
+      reply[#reply + 1] = v
+    end
+  end
+  return reply
+end

@@ -67,6 +67,10 @@ pub enum Function {
     LedgerStored,
     /// A lease held by one instance at a time.
     Lease,
+    /// A queued ticket's place.
+    QueuePosition,
+    /// `GET /v1/queues`.
+    QueueOverview,
     /// `POST /v1/webhooks`.
     WebhookCreate,
     /// `DELETE /v1/webhooks/{id}`.
@@ -83,7 +87,7 @@ pub enum Function {
 
 impl Function {
     /// All of them.
-    pub const ALL: [Function; 26] = [
+    pub const ALL: [Function; 28] = [
         Self::PutAgent,
         Self::RemoveAgent,
         Self::CreateTicket,
@@ -104,6 +108,8 @@ impl Function {
         Self::LedgerStored,
         Self::Lease,
         Self::OfferUnreached,
+        Self::QueuePosition,
+        Self::QueueOverview,
         Self::WebhookCreate,
         Self::WebhookDelete,
         Self::WebhookEnqueue,
@@ -135,6 +141,8 @@ impl Function {
             Self::OfferUnreached => "offer_unreached",
             Self::LedgerStored => "ledger_stored",
             Self::Lease => "lease",
+            Self::QueuePosition => "queue_position",
+            Self::QueueOverview => "queue_overview",
             Self::WebhookCreate => "webhook_create",
             Self::WebhookDelete => "webhook_delete",
             Self::WebhookEnqueue => "webhook_enqueue",

@@ -14,6 +14,7 @@ pub mod link;
 mod ops;
 mod read;
 pub mod reply;
+mod visibility;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub use reply::{
     ConnectReply, CreatedTicket, Expired, Failed, FromReply, GraceEnded, Routed, StatusNow,
     Upserted,
 };
+pub use visibility::QueueFigures;
 
 /// How often a gateway instance records that it is alive.
 pub const GATEWAY_HEARTBEAT: Duration = Duration::from_secs(3);

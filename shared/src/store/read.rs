@@ -105,6 +105,8 @@ fn ticket_view(id: &TicketId, f: &Fields) -> Result<TicketView, StoreError> {
         cancelled_at: time(f, "cancelled_at"),
         outcome,
         offers_made: f.get("offers").and_then(|v| v.parse().ok()).unwrap_or(0),
+        queue_position: None,
+        estimated_wait_secs: None,
     })
 }
 
