@@ -114,6 +114,7 @@ impl Application {
                 breaks_paid: settings.breaks_paid,
             }),
         );
+        ws::register_metrics();
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
             let own = data.0.with_own_connection();
@@ -129,6 +130,7 @@ impl Application {
                 .app_data(gateway)
                 .app_data(readiness.clone())
                 .configure(health)
+                .route("/metrics", web::get().to(http_kit::metrics))
                 .service(
                     web::resource("/v1/agent/ws")
                         .route(web::get().to(ws::upgrade))

@@ -10,6 +10,7 @@
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
 //! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
 //! - [`outbound`]: the public events (API.md §9, §10) with their bodies, and `/v1/events`.
+//! - [`metrics`]: `GET /metrics`.
 //! - [`webhooks`]: webhook endpoints, the fan-out of events to them, and their deliveries.
 //!
 //! All state is in Redis and every transition is one function of the Lua library in
@@ -18,6 +19,7 @@
 pub mod export;
 pub mod geofence;
 pub mod matcher;
+pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod routes;

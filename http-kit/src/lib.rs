@@ -126,6 +126,12 @@ impl ResponseError for ApiError {
     }
 }
 
+/// `GET /metrics`: every registered series in the Prometheus text format (API.md §11).
+pub async fn metrics() -> HttpResponse {
+    let (body, content_type) = shared::metrics::render();
+    HttpResponse::Ok().content_type(content_type).body(body)
+}
+
 /// A query string as `T`, or 400 `malformed_query` naming what is wrong (an unknown parameter,
 /// a value of the wrong type). Handlers take `Result<web::Query<T>, actix_web::Error>`.
 pub fn query<T>(q: Result<actix_web::web::Query<T>, actix_web::Error>) -> Result<T, ApiError> {

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use sqlx::Row;
 
-use crate::arith::{shift_row, workdays, Segment, SegmentKind, Shift, Window, WorkdayRow};
+use crate::arith::{
+    shift_row, workdays, Segment, SegmentKind, Shift, ShiftRow, Window, WorkdayRow,
+};
 use crate::report::ShiftView;
 use crate::{Ledger, LedgerError};
 
@@ -64,9 +66,24 @@ pub async fn ended_shift_views(
     for row in rows {
         let shift = decode(row)?;
         let end = shift.ended_at.unwrap_or(shift.started_at);
-        if let Some(r) = shift_row(&shift, whole, end, breaks_paid) {
-            out.push(ShiftView::from(r));
-        }
+        // A shift that ended within the second it began has no row in a report (its span is
+        // empty); its end is still announced, with nothing paid.
+        let row = shift_row(&shift, whole, end, breaks_paid).unwrap_or_else(|| ShiftRow {
+            shift_id: shift.shift_id.clone(),
+            agent_id: shift.agent_id.clone(),
+            started_at: shift.started_at,
+            ended_at: end,
+            open: false,
+            online_secs: 0,
+            break_secs: 0,
+            engaged_secs: 0,
+            paid_secs: 0,
+            tickets_completed: i64::try_from(shift.completions.len()).unwrap_or(0),
+            hourly_rate_cents: shift.hourly_rate_cents,
+            pay_cents: 0,
+            currency: shift.currency.clone(),
+        });
+        out.push(ShiftView::from(row));
     }
     Ok(out)
 }

@@ -11,7 +11,7 @@
 //!   the functions of the Lua library in `src/lua/` (joined by `build.rs`), each one atomic,
 //!   each replying a typed result and appending to the event stream, whose entries
 //!   [`events`] parses.
-//! - [`telemetry`]: tracing setup.
+//! - [`telemetry`]: tracing setup; [`metrics`]: the Prometheus series and their exposition.
 
 pub mod auth;
 pub mod config;
@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;

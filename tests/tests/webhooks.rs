@@ -41,41 +41,14 @@ async fn webhook(app: &TestApp, url: &str, events: Value) -> String {
 /// Checks every request's signature with the `standardwebhooks` package; returns how many it
 /// verified.
 fn verify_independently(secret: &str, received: &[Received]) -> usize {
-    let python = std::env::var("E2E_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../deploy/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let script = format!("{}/python/verify_webhooks.py", env!("CARGO_MANIFEST_DIR"));
     let requests: Vec<Value> = received
         .iter()
         .map(|r| json!({"headers": r.headers, "body": r.body}))
         .collect();
     let input = json!({"secret": secret, "requests": requests}).to_string();
-    let mut child = std::process::Command::new(&python)
-        .arg(&script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("{python} {script}: {e} (./deploy/test installs the Python checkers)")
-        });
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("written");
-    let out = child.wait_with_output().expect("the checker ran");
-    assert!(
-        out.status.success(),
-        "standardwebhooks refused a delivery: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a count")
+    let (ok, printed) = e2e::python("verify_webhooks.py", &input);
+    assert!(ok, "standardwebhooks refused a delivery: {printed}");
+    printed.trim().parse().expect("a count")
 }
 
 fn kinds(received: &[Received]) -> Vec<String> {

@@ -53,9 +53,39 @@ pub async fn run(
     };
     let conn_id = format!("c-{}", uuid::Uuid::new_v4().simple());
     let span = tracing::info_span!("ws", agent_id = %agent, conn = %conn_id);
+    let _open = Connected::new();
     serve(gw, session, stream, agent, conn_id)
         .instrument(span)
         .await;
+}
+
+static CONNECTED: std::sync::LazyLock<prometheus::IntGaugeVec> = std::sync::LazyLock::new(|| {
+    shared::metrics::gauge(
+        "dispatch_websockets_connected",
+        "Authenticated agent WebSockets open on this instance",
+        &[],
+    )
+});
+
+/// Counts an authenticated connection in `dispatch_websockets_connected` while it lives.
+struct Connected;
+
+impl Connected {
+    fn new() -> Self {
+        CONNECTED.with_label_values(&[] as &[&str]).inc();
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        CONNECTED.with_label_values(&[] as &[&str]).dec();
+    }
+}
+
+/// Exposes the gauge from the first scrape, before any connection.
+pub fn register_metrics() {
+    std::sync::LazyLock::force(&CONNECTED);
 }
 
 async fn serve(

@@ -7,6 +7,8 @@
 mod conn;
 mod io;
 
+pub use conn::register_metrics;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -70,8 +70,7 @@ impl Live {
                     .iter()
                     .map(|l| l.as_str().to_owned())
                     .collect();
-                let online = a.state.status != shared::domain::AgentStatus::Offline;
-                self.waits.agent(a.agent_id.as_str(), langs, Some(online));
+                self.waits.agent(a.agent_id.as_str(), langs, a.state.status);
             }
             match next.and_then(|n| n.parse::<shared::domain::AgentId>().ok()) {
                 Some(n) => cursor = Some(n),
@@ -119,8 +118,7 @@ impl Live {
                     .iter()
                     .map(|l| l.as_str().to_owned())
                     .collect();
-                let online = a.state.status != shared::domain::AgentStatus::Offline;
-                self.waits.agent(id.as_str(), langs, Some(online));
+                self.waits.agent(id.as_str(), langs, a.state.status);
             }
         }
         self.waits.observe(event);

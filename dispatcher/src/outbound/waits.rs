@@ -22,6 +22,8 @@ use std::time::Duration;
 use shared::domain::AgentStatus;
 use shared::events::{Event, StreamEvent};
 
+use crate::metrics;
+
 /// How far back assignments count.
 pub const WINDOW: Duration = Duration::from_secs(10 * 60);
 /// The most assignments kept per language.
@@ -38,11 +40,18 @@ struct Language {
 
 #[derive(Debug, Default)]
 struct Model {
-    /// Live tickets: language, and when their current offer was made.
-    tickets: HashMap<String, (String, Option<i64>)>,
+    /// Live tickets: language, when created, and when their current offer was made.
+    tickets: HashMap<String, Seen>,
     languages: HashMap<String, Language>,
-    /// Agents: languages, online.
-    agents: HashMap<String, (Vec<String>, bool)>,
+    /// Agents: languages, status.
+    agents: HashMap<String, (Vec<String>, AgentStatus)>,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    language: String,
+    created: i64,
+    offered: Option<i64>,
 }
 
 /// The shared model; cheap to clone.
@@ -62,15 +71,15 @@ impl Waits {
         self.model().agents.contains_key(id)
     }
 
-    /// Agent `id` speaks `languages` and is online or not (`None`: as before).
-    pub fn agent(&self, id: &str, languages: Vec<String>, online: Option<bool>) {
-        let mut m = self.model();
-        let was = m.agents.get(id).is_some_and(|(_, o)| *o);
-        m.agents
-            .insert(id.to_owned(), (languages, online.unwrap_or(was)));
+    /// Agent `id` speaks `languages` and has `status`.
+    pub fn agent(&self, id: &str, languages: Vec<String>, status: AgentStatus) {
+        self.model()
+            .agents
+            .insert(id.to_owned(), (languages, status));
     }
 
-    /// Learns from one stream entry.
+    /// Learns from one stream entry (and counts the namespace's tickets and offers for
+    /// `/metrics`).
     pub fn observe(&self, e: &StreamEvent) {
         let mut m = self.model();
         match &e.event {
@@ -81,34 +90,51 @@ impl Waits {
                 ..
             } => {
                 let offered = (!offer.is_empty()).then_some(e.ts);
-                m.tickets
-                    .insert(ticket.clone(), (language.clone(), offered));
+                if offered.is_some() {
+                    metrics::offer_made(0);
+                }
+                let seen = Seen {
+                    language: language.clone(),
+                    created: e.ts,
+                    offered,
+                };
+                m.tickets.insert(ticket.clone(), seen);
             }
             Event::OfferCreated { ticket, .. } => {
                 if let Some(t) = m.tickets.get_mut(ticket) {
-                    t.1 = Some(e.ts);
+                    t.offered = Some(e.ts);
+                    metrics::offer_made(e.ts - t.created);
                 }
             }
             Event::TicketAssigned { ticket, .. } => {
-                let Some((lang, offered)) = m.tickets.get(ticket).cloned() else {
+                let Some(seen) = m.tickets.get(ticket).cloned() else {
                     return;
                 };
-                let l = m.languages.entry(lang).or_default();
+                let l = m.languages.entry(seen.language).or_default();
                 l.assigned.push_back(e.ts);
                 while l.assigned.len() > SAMPLES {
                     l.assigned.pop_front();
                 }
-                if let Some(at) = offered {
+                if let Some(at) = seen.offered {
                     let took = (e.ts - at).max(0) as f64;
                     l.accept_ms = Some(l.accept_ms.map_or(took, |m| 0.8 * m + 0.2 * took));
                 }
             }
-            Event::TicketCompleted { ticket, .. } | Event::TicketCancelled { ticket, .. } => {
-                m.tickets.remove(ticket);
+            Event::TicketCompleted {
+                ticket, outcome, ..
+            } => {
+                if let Some(t) = m.tickets.remove(ticket) {
+                    metrics::ticket_ended(&t.language, outcome.as_str());
+                }
+            }
+            Event::TicketCancelled { ticket, .. } => {
+                if let Some(t) = m.tickets.remove(ticket) {
+                    metrics::ticket_ended(&t.language, "cancelled");
+                }
             }
             Event::AgentStatus { agent, status, .. } => {
                 if let Some(a) = m.agents.get_mut(agent) {
-                    a.1 = *status != AgentStatus::Offline;
+                    a.1 = *status;
                 }
             }
             Event::AgentRemoved { agent } => {
@@ -148,7 +174,9 @@ impl Waits {
         let m = self.model();
         m.agents
             .values()
-            .filter(|(langs, online)| *online && langs.iter().any(|l| l == lang))
+            .filter(|(langs, status)| {
+                *status != AgentStatus::Offline && langs.iter().any(|l| l == lang)
+            })
             .count() as u64
     }
 
@@ -158,7 +186,7 @@ impl Waits {
         let mut out: Vec<String> = m
             .agents
             .values()
-            .filter(|(_, online)| *online)
+            .filter(|(_, status)| *status != AgentStatus::Offline)
             .flat_map(|(langs, _)| langs.iter().cloned())
             .collect();
         out.sort();
@@ -166,9 +194,13 @@ impl Waits {
         out
     }
 
-    /// The language of live ticket `id`, if the stream showed its creation.
-    pub fn language_of(&self, id: &str) -> Option<String> {
-        self.model().tickets.get(id).map(|(l, _)| l.clone())
+    /// How many agents of the roster have each status.
+    pub fn by_status(&self) -> HashMap<AgentStatus, u64> {
+        let mut out = HashMap::new();
+        for (_, status) in self.model().agents.values() {
+            *out.entry(*status).or_default() += 1;
+        }
+        out
     }
 }
 

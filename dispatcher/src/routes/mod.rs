@@ -46,5 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(webhooks::deliveries)),
         )
         .service(resource("/v1/events").route(web::get().to(sse::events)))
-        .service(resource("/v1/queues").route(web::get().to(queues::list)));
+        .service(resource("/v1/queues").route(web::get().to(queues::list)))
+        .service(resource("/metrics").route(web::get().to(crate::metrics::scrape)));
 }

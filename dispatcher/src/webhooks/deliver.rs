@@ -216,6 +216,14 @@ impl Attempt {
                 "webhook delivery given up after its last retry"
             ),
         }
+        crate::metrics::webhook(
+            match outcome {
+                Attempted::Delivered => "delivered",
+                Attempted::Retry(_) => "retried",
+                Attempted::GivenUp => "failed",
+            },
+            1,
+        );
         if let Err(e) = self.store.webhook_done(c, outcome, &log.to_string()).await {
             // The lease lapses and the delivery is tried again.
             tracing::warn!(webhook_id = c.endpoint, event_id = c.event_id, error = %e, "a webhook attempt's outcome could not be recorded");

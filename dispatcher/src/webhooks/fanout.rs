@@ -231,6 +231,7 @@ impl Fanout {
                 backlog_max = self.backlog_max,
                 "a webhook endpoint's backlog is full: its oldest deliveries were given up"
             );
+            crate::metrics::webhook("dropped", n);
         }
         if queued > 0 {
             self.queued.notify_waiters();

@@ -396,8 +396,20 @@ impl Store {
         args: &[&str],
     ) -> Result<R, StoreError> {
         let name = function.versioned();
+        let started = std::time::Instant::now();
+        let result = self.call_timed::<R>(function, &name, args).await;
+        crate::metrics::redis_call(function.name(), started.elapsed());
+        result
+    }
+
+    async fn call_timed<R: FromReply>(
+        &self,
+        function: Function,
+        name: &str,
+        args: &[&str],
+    ) -> Result<R, StoreError> {
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg(&name).arg(1).arg(self.keys.events()).arg(args);
+        cmd.arg(name).arg(1).arg(self.keys.events()).arg(args);
         let mut conn = self.conn();
         let value = match cmd.query_async::<Value>(&mut conn).await {
             Err(e) if is_missing_function(&e) => {
