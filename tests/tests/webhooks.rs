@@ -426,9 +426,37 @@ async fn entries_a_dead_dispatcher_read_are_delivered_by_another() {
             posted.iter().all(|t| !of_ticket(r, t).is_empty())
         })
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The dead dispatcher comes back and queues what it had read: nothing more is sent, for
+    // the entries are no longer its own to acknowledge.
+    let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("store");
+    let endpoint = only_webhook(&app).await;
+    let late: Vec<_> = read
+        .keys
+        .iter()
+        .flat_map(|k| &k.ids)
+        .filter_map(|e| shared::events::StreamId::parse(&e.id))
+        .map(|id| {
+            let delivery = shared::store::NewDelivery {
+                endpoint: endpoint.clone(),
+                order_key: format!("late:{id}"),
+                event_id: format!("{id}-9"),
+                kind: "ticket.created".into(),
+                body: "{}".into(),
+            };
+            (id, vec![delivery])
+        })
+        .collect();
+    store
+        .webhook_enqueue("webhooks", 10_000, &late)
+        .await
+        .expect("enqueued");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let got_after = receiver.received();
-    assert_eq!(got.len(), got_after.len());
+    assert_eq!(
+        got.len(),
+        got_after.len(),
+        "the late consumer queued nothing"
+    );
     for t in &posted {
         assert_eq!(of_ticket(&got_after, t).len(), 1, "{t} delivered once");
     }
