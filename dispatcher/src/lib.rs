@@ -8,6 +8,7 @@
 //! - [`timers`]: offer deadlines, grace periods, silent gateways and tickets a dead dispatcher
 //!   left routing, all kept in Redis.
 //! - [`geofence`]: GeoJSON regions, resolved per agent when its profile is written.
+//! - [`supervise`]: background loops restarted after failures, with backoff.
 //! - [`export`]: `dispatcher export-shifts`, the streaming payroll export.
 //! - [`outbound`]: the public events (API.md §9, §10) with their bodies, and `/v1/events`.
 //! - [`metrics`]: `GET /metrics`.
@@ -24,6 +25,7 @@ pub mod outbound;
 pub mod policy;
 pub mod routes;
 pub mod startup;
+pub mod supervise;
 pub mod timers;
 pub mod webhooks;
 

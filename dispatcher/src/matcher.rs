@@ -118,26 +118,11 @@ impl Matcher {
 
     /// Routes the tickets the namespace's `routeq` asks for until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let started = tokio::time::Instant::now();
-            match self.consume(&shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "routing queue consumer failed; retrying");
-                    self.store.connection_failed(&e);
-                    if started.elapsed() > Duration::from_secs(10) {
-                        // It had worked: this is a new failure, not the same one again.
-                        backoff = Duration::from_millis(100);
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
+        let failed = |e: &StoreError| self.store.connection_failed(e);
+        crate::supervise::restarting("routing queue consumer", &shutdown, failed, || {
+            self.consume(&shutdown)
+        })
+        .await;
     }
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {

@@ -5,66 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use e2e::receiver::{Received, Receiver, Reply};
-use e2e::{
-    fresh_namespace, profile, settings, spawn_from, ticket, token, Answer, Options, TestApp,
+use e2e::hooks::{
+    create_webhook, has, kinds, of_ticket, only_webhook, spawn, verify_independently, webhook,
 };
+use e2e::receiver::{Received, Receiver, Reply};
+use e2e::{profile, ticket, token};
 use serde_json::{json, Value};
-
-async fn spawn(dispatchers: usize, retry: &str, backlog_max: u64) -> TestApp {
-    let namespace = fresh_namespace();
-    let mut s = settings(&Options::default(), &namespace);
-    s.webhook_retry_schedule = retry
-        .split(',')
-        .map(|v| Duration::from_secs(v.parse().expect("seconds")))
-        .collect();
-    s.webhook_backlog_max = backlog_max;
-    spawn_from(s, namespace, dispatchers, 1).await
-}
-
-async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Answer {
-    app.send(
-        app.http
-            .post(app.dispatcher("/v1/webhooks"))
-            .json(&json!({"url": url, "events": events, "description": "test"})),
-        "admin",
-    )
-    .await
-}
-
-async fn webhook(app: &TestApp, url: &str, events: Value) -> String {
-    let a = create_webhook(app, url, events).await;
-    assert_eq!(a.status, 201, "{a:?}");
-    a.body["secret"].as_str().expect("a secret").to_owned()
-}
-
-/// Checks every request's signature with the `standardwebhooks` package; returns how many it
-/// verified.
-fn verify_independently(secret: &str, received: &[Received]) -> usize {
-    let requests: Vec<Value> = received
-        .iter()
-        .map(|r| json!({"headers": r.headers, "body": r.body}))
-        .collect();
-    let input = json!({"secret": secret, "requests": requests}).to_string();
-    let (ok, printed) = e2e::python("verify_webhooks.py", &input);
-    assert!(ok, "standardwebhooks refused a delivery: {printed}");
-    printed.trim().parse().expect("a count")
-}
-
-fn kinds(received: &[Received]) -> Vec<String> {
-    received.iter().map(Received::kind).collect()
-}
-
-fn has(received: &[Received], kind: &str) -> bool {
-    received.iter().any(|r| r.kind() == kind)
-}
-
-fn of_ticket<'a>(received: &'a [Received], id: &str) -> Vec<&'a Received> {
-    received
-        .iter()
-        .filter(|r| r.json()["data"]["ticket_id"] == id)
-        .collect()
-}
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -319,17 +265,6 @@ async fn a_failed_delivery_is_retried_and_holds_back_only_its_own_tickets_later_
         "{timeout}"
     );
     assert!(timeout["next_attempt_at"].is_string() && timeout["attempted_at"].is_string());
-}
-
-async fn only_webhook(app: &TestApp) -> String {
-    let list = app
-        .send(app.http.get(app.dispatcher("/v1/webhooks")), "admin")
-        .await;
-    assert_eq!(list.status, 200);
-    list.body["webhooks"][0]["webhook_id"]
-        .as_str()
-        .expect("an endpoint")
-        .to_owned()
 }
 
 #[tokio::test]

@@ -62,15 +62,8 @@ impl Live {
         let mut cursor = None;
         loop {
             let (page, next) = self.store.agents_page(None, 1000, cursor.as_ref()).await?;
-            for a in page {
-                let langs = a
-                    .profile
-                    .languages
-                    .as_slice()
-                    .iter()
-                    .map(|l| l.as_str().to_owned())
-                    .collect();
-                self.waits.agent(a.agent_id.as_str(), langs, a.state.status);
+            for a in &page {
+                self.waits.learn_agent(a);
             }
             match next.and_then(|n| n.parse::<shared::domain::AgentId>().ok()) {
                 Some(n) => cursor = Some(n),
@@ -111,14 +104,7 @@ impl Live {
         };
         if let Some(Ok(id)) = reread.map(|a| a.parse::<shared::domain::AgentId>()) {
             if let Ok(Some(a)) = self.store.agent(&id).await {
-                let langs = a
-                    .profile
-                    .languages
-                    .as_slice()
-                    .iter()
-                    .map(|l| l.as_str().to_owned())
-                    .collect();
-                self.waits.agent(id.as_str(), langs, a.state.status);
+                self.waits.learn_agent(&a);
             }
         }
         self.waits.observe(event);

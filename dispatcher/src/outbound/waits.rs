@@ -71,6 +71,18 @@ impl Waits {
         self.model().agents.contains_key(id)
     }
 
+    /// Learns an agent's languages and status from its roster entry.
+    pub fn learn_agent(&self, a: &shared::domain::AgentView) {
+        let langs = a
+            .profile
+            .languages
+            .as_slice()
+            .iter()
+            .map(|l| l.as_str().to_owned())
+            .collect();
+        self.agent(a.agent_id.as_str(), langs, a.state.status);
+    }
+
     /// Agent `id` speaks `languages` and has `status`.
     pub fn agent(&self, id: &str, languages: Vec<String>, status: AgentStatus) {
         self.model()

@@ -52,27 +52,15 @@ pub struct Fanout {
 impl Fanout {
     /// Reads the group until `shutdown`, starting again after a failure.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let started = tokio::time::Instant::now();
-            match self.consume(&shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook fan-out failed; retrying");
-                    if let LedgerError::Store(e) = &e {
-                        self.store.connection_failed(e);
-                    }
-                    if started.elapsed() > Duration::from_secs(10) {
-                        backoff = Duration::from_millis(100);
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+        let failed = |e: &LedgerError| {
+            if let LedgerError::Store(e) = e {
+                self.store.connection_failed(e);
             }
-        }
+        };
+        crate::supervise::restarting("webhook fan-out", &shutdown, failed, || {
+            self.consume(&shutdown)
+        })
+        .await;
     }
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), LedgerError> {
