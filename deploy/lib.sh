@@ -320,6 +320,21 @@ ensure_cargo_style() {
 # reference implementation, ...) in a virtual environment, deploy/.venv, made (or brought up to
 # date) from PyPI; E2E_PYTHON is exported for the tests. Debian's python3-venv is installed if
 # the interpreter lacks venv.
+# The JavaScript checkers of the tests (tests/node: @asyncapi/parser), installed from the npm
+# registry with `npm ci` from the committed lockfile; Node.js and npm from Debian if missing.
+ensure_node_tools() {
+  local dir=tests/node
+  command -v npm >/dev/null 2>&1 || deploy_apt_install nodejs npm || return 1
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"; then
+    deploy_log "installing the JavaScript checkers into $dir/node_modules (from npm)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || {
+      deploy_error "npm could not install $dir/package-lock.json"
+      return 1
+    }
+    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
+  fi
+}
+
 ensure_python_tools() {
   local venv=deploy/.venv requirements=tests/python/requirements.txt
   command -v python3 >/dev/null 2>&1 || deploy_apt_install python3 || return 1

@@ -5,6 +5,7 @@
 //! - [`hub`]: the actor owning this instance's live connections; pushes reach agents through it.
 //! - [`push`]: the Redis pub/sub subscription feeding the hub, and this instance's heartbeat.
 //! - [`me`]: `GET /v1/me`.
+//! - [`docs`]: `GET /openapi.json` and `GET /asyncapi.json`.
 //! - [`startup`]: `Application::build`, as in the dispatcher.
 //!
 //! Agent actions (accept, decline, complete, set_status) are functions of the shared Redis
@@ -12,6 +13,7 @@
 //! per agent across all instances: `connect` records the newest and tells the holder of the
 //! older one, wherever it is, to close it with 4009.
 
+pub mod docs;
 pub mod hub;
 pub mod me;
 pub mod push;

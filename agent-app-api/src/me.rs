@@ -14,6 +14,17 @@ fn agent_id(auth: Authenticated<AgentOnly>) -> Result<AgentId, ApiError> {
 }
 
 /// The agent of the token, with its state.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "getMe",
+    tag = "agent",
+    responses(
+        (status = 200, description = "The agent's own profile and live state.", body = shared::domain::AgentView),
+        (status = 404, description = "The token's agent is not on the roster."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn me(
     auth: Authenticated<AgentOnly>,
     store: web::Data<Store>,
@@ -26,15 +37,39 @@ pub async fn me(
 }
 
 /// The query of `GET /v1/me/shifts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ShiftsQuery {
+    /// The window's start, RFC 3339.
+    #[param(required = true, format = DateTime)]
     from: Option<String>,
+    /// The window's end (exclusive), at most 93 days after `from`.
+    #[param(required = true, format = DateTime)]
     to: Option<String>,
+    /// `csv` for RFC 4180 CSV (as `Accept: text/csv`), `json` (the default).
+    #[param(pattern = "^(csv|json)$")]
     format: Option<String>,
 }
 
 /// The agent's own shifts overlapping `[from, to)`, in the shape of `GET /v1/payroll/shifts`.
+#[utoipa::path(
+    get,
+    path = "/v1/me/shifts",
+    operation_id = "myShifts",
+    tag = "agent",
+    params(ShiftsQuery),
+    responses(
+        (status = 200, description = "The agent's own shifts, clipped to the window.", content(
+            (ledger::report::ShiftsReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 404, description = "The token's agent is not on the roster."),
+        (status = 422, description = "`to` not after `from`, or a window over 93 days."),
+        (status = 503, description = "PostgreSQL (the ledger) or Redis is unavailable."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn shifts(
     auth: Authenticated<AgentOnly>,
     req: HttpRequest,

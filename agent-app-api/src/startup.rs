@@ -131,6 +131,7 @@ impl Application {
                 .app_data(readiness.clone())
                 .configure(health)
                 .route("/metrics", web::get().to(http_kit::metrics))
+                .configure(crate::docs::routes)
                 .service(
                     web::resource("/v1/agent/ws")
                         .route(web::get().to(ws::upgrade))

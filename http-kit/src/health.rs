@@ -86,7 +86,15 @@ pub fn health(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
-async fn healthz() -> HttpResponse {
+/// `GET /healthz`: 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs.", body = Object, example = json!({"status": "ok"})))
+)]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
@@ -95,7 +103,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 200 while every required dependency answers; the body names each dependency's state, since
 /// an optional one failing affects only some endpoints (PostgreSQL: only payroll).
-async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every required dependency answers; each one's state by name.", body = Object),
+        (status = 503, description = "A required dependency (Redis) does not answer or cannot take writes."),
+    )
+)]
+pub(crate) async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let results = futures_util::future::join_all(readiness.0.iter().map(|p| async move {
         let problem = tokio::time::timeout(PROBE_TIMEOUT, (p.check)())
             .await

@@ -11,6 +11,7 @@
 mod auth;
 mod body;
 mod health;
+pub mod openapi;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -127,6 +128,18 @@ impl ResponseError for ApiError {
 }
 
 /// `GET /metrics`: every registered series in the Prometheus text format (API.md §11).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Every series in the Prometheus text exposition format 0.0.4, without authentication or personal data.",
+        content_type = "text/plain",
+        body = String
+    ))
+)]
 pub async fn metrics() -> HttpResponse {
     let (body, content_type) = shared::metrics::render();
     HttpResponse::Ok().content_type(content_type).body(body)

@@ -101,11 +101,12 @@ pub struct ShiftRow {
 }
 
 /// One agent's local workday: a row of `GET /v1/payroll/workdays`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WorkdayRow {
     /// Whose.
     pub agent_id: String,
     /// The local date.
+    #[schema(value_type = String, format = Date)]
     pub workday: NaiveDate,
     /// IANA name of the agent's zone.
     pub timezone: String,

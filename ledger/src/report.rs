@@ -6,6 +6,7 @@ use std::io::Write;
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 use shared::error::{ClientError, ErrorCode};
+use utoipa::ToSchema;
 
 use crate::arith::{ShiftRow, WorkdayRow};
 
@@ -136,15 +137,17 @@ fn rfc3339(secs: i64) -> String {
 }
 
 /// A shift row as JSON shows it (times in RFC 3339 UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ShiftView {
     /// Id.
     pub shift_id: String,
     /// Whose.
     pub agent_id: String,
     /// Clipped start.
+    #[schema(format = DateTime)]
     pub started_at: String,
-    /// Clipped end.
+    /// Clipped end (now, for a shift still open).
+    #[schema(format = DateTime)]
     pub ended_at: String,
     /// Still running.
     pub open: bool,
@@ -260,6 +263,34 @@ fn at(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `GET /v1/payroll/shifts` and `GET /v1/me/shifts` as JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShiftsReport<'a> {
+    /// The window's start.
+    #[schema(format = DateTime)]
+    pub from: String,
+    /// The window's end (exclusive).
+    #[schema(format = DateTime)]
+    pub to: String,
+    /// Every shift overlapping the window, clipped to it.
+    #[schema(value_type = Vec<ShiftView>)]
+    pub shifts: &'a [ShiftView],
+}
+
+/// `GET /v1/payroll/workdays` as JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkdaysReport<'a> {
+    /// The first local date.
+    #[schema(format = Date)]
+    pub from: String,
+    /// The last local date (exclusive).
+    #[schema(format = Date)]
+    pub to: String,
+    /// One row per agent and local workday.
+    #[schema(value_type = Vec<WorkdayRow>)]
+    pub workdays: &'a [WorkdayRow],
+}
+
 /// The shifts report (API.md §7): `{"from", "to", "shifts"}` as JSON, or the rows as CSV.
 pub fn shifts_document(
     from: DateTime<Utc>,
@@ -273,8 +304,12 @@ pub fn shifts_document(
             csv_document(SHIFT_COLUMNS, rows.iter().map(ShiftView::record)),
         );
     }
-    let body = serde_json::json!({"from": at(from), "to": at(to), "shifts": rows});
-    (JSON, body.to_string().into_bytes())
+    let body = ShiftsReport {
+        from: at(from),
+        to: at(to),
+        shifts: rows,
+    };
+    (JSON, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// The workdays report: `{"from", "to", "workdays"}` as JSON, or the rows as CSV.
@@ -290,12 +325,12 @@ pub fn workdays_document(
             csv_document(WORKDAY_COLUMNS, rows.iter().map(workday_record)),
         );
     }
-    let body = serde_json::json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "workdays": rows,
-    });
-    (JSON, body.to_string().into_bytes())
+    let body = WorkdaysReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        workdays: rows,
+    };
+    (JSON, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 #[cfg(test)]

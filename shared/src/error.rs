@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A stable, snake_case error code with the HTTP status it maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is not syntactically valid JSON.

@@ -21,5 +21,6 @@ pub mod events;
 pub mod keys;
 pub mod metrics;
 pub mod protocol;
+pub mod schema;
 pub mod store;
 pub mod telemetry;

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::{
     AgentStatus, DeclineReason, Note, OfferId, Outcome, RequestedStatus, TicketId, Timestamp,
@@ -19,7 +20,7 @@ use crate::error::{ClientError, ErrorCode};
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// A frame from the agent's app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Authenticate (browsers; first frame only).
@@ -35,28 +36,28 @@ pub enum ClientMessage {
 }
 
 /// `auth`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Auth {
     /// The JWT.
     pub token: String,
 }
 
 /// `set_status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SetStatus {
     /// `available`, `break` or `offline`.
     pub status: RequestedStatus,
 }
 
 /// `accept`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Accept {
     /// The offer.
     pub offer_id: OfferId,
 }
 
 /// `decline`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Decline {
     /// The offer.
     pub offer_id: OfferId,
@@ -66,7 +67,7 @@ pub struct Decline {
 }
 
 /// `complete`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Complete {
     /// The ticket.
     pub ticket_id: TicketId,
@@ -156,7 +157,7 @@ pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<Value>), 
 }
 
 /// An offer as the agent sees it: no `context` until accepted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OfferFrame {
     /// The offer to accept or decline.
     pub offer_id: String,
@@ -167,6 +168,7 @@ pub struct OfferFrame {
     /// The customer's language.
     pub language: String,
     /// Minimum levels.
+    #[schema(value_type = crate::domain::Skills)]
     pub skills: Value,
     /// 0..9.
     pub priority: u8,
@@ -177,7 +179,7 @@ pub struct OfferFrame {
 }
 
 /// An assigned ticket as its agent sees it, with the customer's context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AssignedFrame {
     /// The ticket.
     pub ticket_id: String,
@@ -188,17 +190,19 @@ pub struct AssignedFrame {
     /// The customer's language.
     pub language: String,
     /// Minimum levels.
+    #[schema(value_type = crate::domain::Skills)]
     pub skills: Value,
     /// 0..9.
     pub priority: u8,
     /// The escalation engine's context object.
+    #[schema(value_type = Object)]
     pub context: Value,
     /// When accepted.
     pub assigned_at: Timestamp,
 }
 
 /// Why an agent's status changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusReason {
     /// The agent asked for it.
@@ -210,7 +214,7 @@ pub enum StatusReason {
 }
 
 /// Why an offer was withdrawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
     /// Not accepted in time.
@@ -220,7 +224,7 @@ pub enum RevokeReason {
 }
 
 /// A frame to the agent's app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Sent once authenticated: what the agent has right now.

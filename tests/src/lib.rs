@@ -12,14 +12,14 @@ use shared::config::Settings;
 use tokio::sync::oneshot;
 
 mod agent;
+mod checkers;
 pub mod commands;
 pub mod direct;
 pub mod hooks;
-mod python;
 pub mod receiver;
 pub mod redis_server;
 pub use agent::{exact_frame, handshake, try_handshake, ws_url, AgentClient, Closed, Ws};
-pub use python::python;
+pub use checkers::{node, python, run, venv_program};
 
 /// The shared secret of test tokens.
 pub const SECRET: &str = "test-secret";
@@ -117,6 +117,16 @@ pub struct TestApp {
     clean_up: bool,
 }
 
+/// The tests' HTTP client. Idle connections are dropped after 2 s, well before the services'
+/// keep-alive of 5 s ends them: a request sent on a connection the server is closing at that
+/// moment fails with `IncompleteMessage`, which no test means to test.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Starts one dispatcher and one gateway in a fresh namespace.
 pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
@@ -150,7 +160,7 @@ pub async fn spawn_from(
         dispatchers: Vec::new(),
         gateways: Vec::new(),
         namespace,
-        http: reqwest::Client::new(),
+        http: http_client(),
         stops: Vec::new(),
         tasks: Vec::new(),
         clean_up: true,

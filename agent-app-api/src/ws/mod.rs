@@ -101,6 +101,18 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
 }
 
 /// The upgrade handler.
+#[utoipa::path(
+    get,
+    path = "/v1/agent/ws",
+    operation_id = "agentWebSocket",
+    tag = "agent",
+    responses(
+        (status = 101, description = "Switched to the WebSocket of `/asyncapi.json`."),
+        (status = 403, description = "An `Origin` not allowed, or a token whose role or agent may not connect."),
+        (status = 426, description = "A plain HTTP request: a WebSocket upgrade is expected (`upgrade_required`)."),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn upgrade(
     req: HttpRequest,
     body: web::Payload,

@@ -166,10 +166,11 @@ impl Live {
 }
 
 /// `?types=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Comma-separated types, `ticket.*` allowed.
+    /// Comma-separated event types, `ticket.*` allowed; all when absent.
     types: Option<String>,
 }
 
@@ -226,6 +227,21 @@ async fn resume(
 }
 
 /// `GET /v1/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "events",
+    tag = "events",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (kept at least an hour)."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id:` the event id, `event:` its type, `data:` the body of API.md §9; a comment every 15 s.", content_type = "text/event-stream", body = String),
+        (status = 422, description = "An unknown type in `types`, or a `Last-Event-ID` this stream never sent."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn events(
     _auth: Authenticated<Admin>,
     req: HttpRequest,

@@ -12,6 +12,32 @@ use http_kit::method_not_allowed;
 use crate::outbound::sse;
 use crate::webhooks::routes as webhooks;
 
+/// The dispatcher's OpenAPI document (API.md §11), of the handlers below.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "dispatcher",
+        description = "Roster, ticket intake, queues, payroll, webhooks and live events of the remote-agent dispatch platform (API.md §1–§11)."
+    ),
+    paths(
+        agents::list, agents::put, agents::get, agents::delete,
+        tickets::create, tickets::get, tickets::cancel,
+        queues::list,
+        payroll::shifts, payroll::workdays,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
+        sse::events,
+    ),
+    tags(
+        (name = "roster", description = "Agents' profiles and live state (role `admin`)."),
+        (name = "tickets", description = "Escalated conversations and their queues (role `escalation` or `admin`)."),
+        (name = "payroll", description = "Shifts and workdays (role `payroll` or `admin`)."),
+        (name = "webhooks", description = "Signed callbacks, Standard Webhooks (role `admin`)."),
+        (name = "events", description = "Live events as Server-Sent Events (role `admin`)."),
+        (name = "operations", description = "Health, readiness, metrics and this document, without authentication."),
+    )
+)]
+pub struct ApiDoc;
+
 /// Registers every `/v1` route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource =
@@ -48,4 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/events").route(web::get().to(sse::events)))
         .service(resource("/v1/queues").route(web::get().to(queues::list)))
         .service(resource("/metrics").route(web::get().to(crate::metrics::scrape)));
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let document = DOCUMENT
+        .get_or_init(|| http_kit::openapi::document(<ApiDoc as utoipa::OpenApi>::openapi()));
+    http_kit::openapi::route(cfg, "/openapi.json", document.clone());
 }

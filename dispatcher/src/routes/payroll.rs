@@ -65,6 +65,28 @@ async fn request(
 }
 
 /// `GET /v1/payroll/shifts?from=…&to=…[&agent_id=…][&format=csv]`.
+#[utoipa::path(
+    get,
+    path = "/v1/payroll/shifts",
+    operation_id = "payrollShifts",
+    tag = "payroll",
+    params(
+        ("from" = String, Query, format = DateTime, description = "The window's start, RFC 3339."),
+        ("to" = String, Query, format = DateTime, description = "The window's end (exclusive), at most 93 days after `from`."),
+        ("agent_id" = Option<AgentId>, Query, description = "Only this agent's rows."),
+        ("format" = Option<String>, Query, description = "`csv` for RFC 4180 CSV (as `Accept: text/csv`), `json` (the default).", pattern = "^(csv|json)$"),
+    ),
+    responses(
+        (status = 200, description = "The report.", content(
+            (ledger::report::ShiftsReport = "application/json"),
+            (String = "text/csv", example = "shift_id,agent_id,started_at,ended_at,open,online_secs,break_secs,engaged_secs,paid_secs,tickets_completed,hourly_rate_cents,pay_cents,currency"),
+        )),
+        (status = 404, description = "Neither the roster nor the ledger knows `agent_id`."),
+        (status = 422, description = "`to` not after `from`, a window over 93 days, or a malformed `agent_id`."),
+        (status = 503, description = "PostgreSQL (the ledger) or Redis is unavailable."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn shifts(
     _auth: Authenticated<Payroll>,
     req: HttpRequest,
@@ -85,6 +107,28 @@ pub async fn shifts(
 }
 
 /// `GET /v1/payroll/workdays?from=YYYY-MM-DD&to=YYYY-MM-DD[&agent_id=…][&format=csv]`.
+#[utoipa::path(
+    get,
+    path = "/v1/payroll/workdays",
+    operation_id = "payrollWorkdays",
+    tag = "payroll",
+    params(
+        ("from" = String, Query, format = Date, description = "The first local date."),
+        ("to" = String, Query, format = Date, description = "The last local date (exclusive), at most 93 days after `from`."),
+        ("agent_id" = Option<AgentId>, Query, description = "Only this agent's rows."),
+        ("format" = Option<String>, Query, description = "`csv` for RFC 4180 CSV (as `Accept: text/csv`), `json` (the default).", pattern = "^(csv|json)$"),
+    ),
+    responses(
+        (status = 200, description = "The report.", content(
+            (ledger::report::WorkdaysReport = "application/json"),
+            (String = "text/csv", example = "agent_id,workday,timezone,online_secs,break_secs,engaged_secs,paid_secs,tickets_completed,pay_cents,currency"),
+        )),
+        (status = 404, description = "Neither the roster nor the ledger knows `agent_id`."),
+        (status = 422, description = "`to` not after `from`, a window over 93 days, or a malformed `agent_id`."),
+        (status = 503, description = "PostgreSQL (the ledger) or Redis is unavailable."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn workdays(
     _auth: Authenticated<Payroll>,
     req: HttpRequest,

@@ -8,27 +8,59 @@ use shared::domain::Language;
 use shared::error::ClientError;
 use shared::store::Store;
 
+use utoipa::{IntoParams, ToSchema};
+
 use crate::outbound::waits::Waits;
 
 /// `?language=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct QueuesQuery {
+    /// Only this language's queue.
+    #[param(value_type = Option<Language>)]
     language: Option<String>,
 }
 
 /// One language's queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QueueView {
+    /// The language.
+    #[schema(value_type = Language)]
     language: String,
+    /// Tickets queued.
     waiting: u64,
+    /// Seconds the oldest queued ticket has waited; null when none waits.
     oldest_wait_secs: Option<u64>,
+    /// Agents on shift who speak it (available, on break or away).
     agents_online: u64,
+    /// Agents who could be offered a ticket of it now.
     agents_available: u64,
+    /// The expected wait of a new ticket of priority 5 with no skills; null when nothing has
+    /// been measured yet.
     estimated_wait_secs: Option<u64>,
 }
 
+/// `GET /v1/queues`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queues {
+    /// One entry per language with online agents or waiting tickets, by language.
+    queues: Vec<QueueView>,
+}
+
 /// `GET /v1/queues[?language=]`: each language with online agents or waiting tickets.
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    operation_id = "listQueues",
+    tag = "tickets",
+    params(QueuesQuery),
+    responses(
+        (status = 200, description = "The queues.", body = Queues),
+        (status = 422, description = "`language` is not an ISO 639-1 code."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     _auth: Authenticated<Tickets>,
     query: Result<web::Query<QueuesQuery>, actix_web::Error>,
@@ -76,5 +108,5 @@ pub async fn list(
         .filter(|q| q.waiting > 0 || q.agents_online > 0)
         .collect();
     queues.sort_by(|a, b| a.language.cmp(&b.language));
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "queues": queues })))
+    Ok(HttpResponse::Ok().json(Queues { queues }))
 }

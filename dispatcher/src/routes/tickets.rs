@@ -72,6 +72,25 @@ fn check(ticket: &NewTicket, fences: &Geofences) -> Result<(), ApiError> {
 
 /// `POST /v1/tickets`: 201 with the new ticket, offered to the best eligible agent if there is
 /// one, or 200 with the first one for a repeated `Idempotency-Key` and body.
+#[utoipa::path(
+    post,
+    path = "/v1/tickets",
+    operation_id = "createTicket",
+    tag = "tickets",
+    params((
+        "Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the first ticket.",
+        min_length = 1, max_length = 255, pattern = "^[!-~]+$"
+    )),
+    request_body = NewTicket,
+    responses(
+        (status = 200, description = "The ticket first posted with this `Idempotency-Key`.", body = TicketView),
+        (status = 201, description = "Accepted for routing: offered at once, or queued with its place and wait.", body = TicketView),
+        (status = 409, description = "A request with this `Idempotency-Key` is still being processed."),
+        (status = 422, description = "An invalid field, an unknown `region`, or an `Idempotency-Key` reused with another body."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     auth: Authenticated<Tickets>,
     req: HttpRequest,
@@ -153,6 +172,19 @@ async fn find(
 }
 
 /// `GET /v1/tickets/{ticket_id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{ticket_id}",
+    operation_id = "getTicket",
+    tag = "tickets",
+    params(("ticket_id" = TicketId, Path, description = "The ticket.")),
+    responses(
+        (status = 200, description = "The ticket, with its place and wait while it waits.", body = TicketView),
+        (status = 404, description = "No ticket with this id (`ticket_not_found`)."),
+        (status = 422, description = "Not an identifier."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated<Tickets>,
     path: web::Path<String>,
@@ -169,6 +201,20 @@ pub async fn get(
 
 /// `DELETE /v1/tickets/{ticket_id}`: cancels; 409 once completed (an archived ticket is
 /// answered from the archive: cancelled already, or completed).
+#[utoipa::path(
+    delete,
+    path = "/v1/tickets/{ticket_id}",
+    operation_id = "cancelTicket",
+    tag = "tickets",
+    params(("ticket_id" = TicketId, Path, description = "The ticket.")),
+    responses(
+        (status = 200, description = "Cancelled (or cancelled already).", body = TicketView),
+        (status = 404, description = "No ticket with this id (`ticket_not_found`)."),
+        (status = 409, description = "Completed already (`ticket_completed`)."),
+        (status = 422, description = "Not an identifier."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     _auth: Authenticated<Tickets>,
     path: web::Path<String>,

@@ -8,6 +8,9 @@ mod values;
 
 use chrono::{DateTime, SecondsFormat, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use utoipa::{PartialSchema as _, ToSchema};
+
+use crate::schema::{self, schema};
 
 pub use text::{
     check_identifier, check_length, AgentId, ConversationId, DeclineReason, DisplayName, Note,
@@ -19,7 +22,7 @@ pub use values::{
 };
 
 /// An agent's availability, as the contract names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// Not on shift.
@@ -52,7 +55,7 @@ impl AgentStatus {
 }
 
 /// A status an agent may ask for with `set_status` (`away` is set only by the system).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestedStatus {
     /// Take offers; starts a shift when coming from `offline`.
@@ -74,7 +77,7 @@ impl From<RequestedStatus> for AgentStatus {
 }
 
 /// A ticket's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     /// Waiting for an agent.
@@ -90,7 +93,7 @@ pub enum TicketStatus {
 }
 
 /// How an agent closed a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The customer's problem was solved.
@@ -142,6 +145,15 @@ impl TryFrom<Vec<Language>> for Languages {
     }
 }
 
+schema!(
+    Languages,
+    schema::array(
+        "Languages spoken, at least one.",
+        <Language as utoipa::PartialSchema>::schema(),
+        1
+    )
+);
+
 impl Languages {
     /// The languages.
     pub fn as_slice(&self) -> &[Language] {
@@ -150,7 +162,7 @@ impl Languages {
 }
 
 /// An agent's profile as the roster keeps it (`PUT /v1/agents/{agent_id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentProfile {
     /// The name operators see.
@@ -178,7 +190,7 @@ pub struct AgentProfile {
 }
 
 /// The live state of an agent, as `GET /v1/agents/{id}` and `GET /v1/me` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentState {
     /// Availability.
     pub status: AgentStatus,
@@ -204,11 +216,47 @@ pub struct AgentView {
     pub state: AgentState,
 }
 
+/// The schema of a profile with its id and state: the profile's fields without its ban on
+/// other fields, `agent_id` and `state` (an `allOf` with the profile would forbid the two).
+impl utoipa::PartialSchema for AgentView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let RefOr::T(Schema::Object(mut object)) = AgentProfile::schema() else {
+            unreachable!("a derived struct schema is an object")
+        };
+        object.additional_properties = None;
+        object.description = Some("A profile with its id and live state.".into());
+        object
+            .properties
+            .insert("agent_id".into(), AgentId::schema());
+        object
+            .properties
+            .insert("state".into(), schema::reference::<AgentState>());
+        object.required.splice(0..0, ["agent_id".to_owned()]);
+        object.required.push("state".into());
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for AgentView {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((AgentState::name().into(), AgentState::schema()));
+        AgentProfile::schemas(schemas);
+        AgentState::schemas(schemas);
+    }
+}
+
 /// The most a ticket's `context` may hold, serialised.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 
 /// An escalated conversation posted by the escalation engine (`POST /v1/tickets`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicket {
     /// The escalation engine's conversation id.
@@ -229,13 +277,14 @@ pub struct NewTicket {
     pub preferred_agent_id: Option<AgentId>,
     /// What the agent sees in the offer.
     pub summary: Summary,
-    /// Data only the accepting agent sees.
+    /// Data only the accepting agent sees: any JSON object, at most 64 KiB.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A ticket as `GET /v1/tickets/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketView {
     /// Our id.
     pub ticket_id: TicketId,
@@ -248,6 +297,7 @@ pub struct TicketView {
     /// The customer's language.
     pub language: String,
     /// Minimum levels.
+    #[schema(value_type = Skills)]
     pub skills: serde_json::Value,
     /// Geofence, if any.
     pub region: Option<String>,
@@ -333,6 +383,8 @@ impl Timestamp {
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 }
+
+schema!(Timestamp, schema::date_time("RFC 3339, UTC."));
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

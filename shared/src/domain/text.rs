@@ -2,10 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema;
+
 /// Declares a string newtype whose only constructor is `TryFrom<String>`, used by serde too,
-/// so that no handler ever holds an invalid value.
+/// so that no handler ever holds an invalid value; `$schema` states the same rule for the API
+/// documents.
 macro_rules! string_newtype {
-    ($(#[$meta:meta])* $name:ident, $check:expr) => {
+    ($(#[$meta:meta])* $name:ident, $check:expr, $schema:expr) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -57,6 +60,8 @@ macro_rules! string_newtype {
                 f.write_str(&self.0)
             }
         }
+
+        $crate::schema::schema!($name, $schema);
     };
 }
 pub(crate) use string_newtype;
@@ -100,43 +105,51 @@ pub fn check_length(value: &str, max_chars: usize) -> Result<(), String> {
 string_newtype!(
     /// Why an agent declined an offer: at most 200 characters (API.md §6).
     DeclineReason,
-    |v| check_length(v, 200)
+    |v| check_length(v, 200),
+    schema::short("Why the offer was declined.", 200)
 );
 string_newtype!(
     /// An agent's note on a completed ticket: at most 2,000 characters (API.md §6).
     Note,
-    |v| check_length(v, 2000)
+    |v| check_length(v, 2000),
+    schema::short("A note for the record.", 2000)
 );
 
 string_newtype!(
     /// An agent's id on the roster.
     AgentId,
-    check_identifier
+    check_identifier,
+    schema::pattern("An agent's id.", schema::IDENTIFIER, 64)
 );
 string_newtype!(
     /// A ticket's id, assigned by the dispatcher.
     TicketId,
-    check_identifier
+    check_identifier,
+    schema::pattern("A ticket's id.", schema::IDENTIFIER, 64)
 );
 string_newtype!(
     /// An offer's id, assigned by the dispatcher.
     OfferId,
-    check_identifier
+    check_identifier,
+    schema::pattern("An offer's id.", schema::IDENTIFIER, 64)
 );
 string_newtype!(
     /// The escalation engine's conversation id: 1 to 128 characters.
     ConversationId,
-    |v| check_text(v, 128)
+    |v| check_text(v, 128),
+    schema::text("The escalation engine's conversation id.", 128)
 );
 string_newtype!(
     /// A ticket's summary for the agent: 1 to 500 characters.
     Summary,
-    |v| check_text(v, 500)
+    |v| check_text(v, 500),
+    schema::text("What the customer needs, as the agent sees it in the offer.", 500)
 );
 string_newtype!(
     /// An agent's name as shown to operators: 1 to 100 characters.
     DisplayName,
-    |v| check_text(v, 100)
+    |v| check_text(v, 100),
+    schema::text("The name operators see.", 100)
 );
 string_newtype!(
     /// The name of a geofence (a region): `[a-z0-9_-]{1,64}`; whether it exists is checked
@@ -155,7 +168,12 @@ string_newtype!(
                 "{v:?} is not a region name: 1 to 64 characters of a-z 0-9 _ -"
             ))
         }
-    }
+    },
+    schema::pattern(
+        "A geofence of `GEOFENCES_FILE`, by name.",
+        "^[a-z0-9_-]{1,64}$",
+        64
+    )
 );
 
 impl AgentId {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::text::string_newtype;
+use crate::schema::{self, schema};
 
 string_newtype!(
     /// A skill name: `[a-z0-9_]{1,32}`.
@@ -18,7 +19,8 @@ string_newtype!(
         } else {
             Err(format!("{v:?} is not a skill name: 1 to 32 characters of a-z 0-9 _"))
         }
-    }
+    },
+    schema::pattern("A skill's name.", "^[a-z0-9_]{1,32}$", 32)
 );
 
 /// The ISO 639-1 two-letter language codes.
@@ -38,7 +40,8 @@ string_newtype!(
         } else {
             Err(format!("{v:?} is not a lowercase ISO 639-1 language code"))
         }
-    }
+    },
+    schema::codes("A language: a lowercase ISO 639-1 code.", ISO_639_1)
 );
 
 /// The ISO 4217 currency codes in use.
@@ -60,7 +63,8 @@ string_newtype!(
         } else {
             Err(format!("{v:?} is not an ISO 4217 currency code"))
         }
-    }
+    },
+    schema::codes("An ISO 4217 currency code.", ISO_4217)
 );
 
 /// Declares an integer newtype bounded to `min..=max`, parsed from any JSON integer.
@@ -106,6 +110,16 @@ macro_rules! bounded_int {
                 self.0.fmt(f)
             }
         }
+
+        schema!(
+            $name,
+            schema::integer(
+                // The type's own first doc line would be better; the range is what matters.
+                concat!(stringify!($name), ", ", stringify!($min), " to ", stringify!($max), "."),
+                i64::from($min),
+                i64::from($max)
+            )
+        );
     };
 }
 
@@ -189,6 +203,22 @@ impl Skills {
     }
 }
 
+schema!(
+    Skills,
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .description(Some(
+            "Skills by name, each with a level from 1 to 5 (at most 25)."
+        ))
+        .property_names(Some(schema::pattern(
+            "A skill's name.",
+            "^[a-z0-9_]{1,32}$",
+            32
+        )))
+        .additional_properties(Some(<Level as utoipa::PartialSchema>::schema()))
+        .max_properties(Some(Skills::MAX))
+);
+
 /// A WGS84 position.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawLocation")]
@@ -234,6 +264,23 @@ impl Location {
     }
 }
 
+schema!(
+    Location,
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .description(Some("A WGS84 position."))
+        .property("lat", schema::number("Latitude in degrees.", -90.0, 90.0))
+        .property(
+            "lon",
+            schema::number("Longitude in degrees.", -180.0, 180.0)
+        )
+        .required("lat")
+        .required("lon")
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false)
+        ))
+);
+
 /// An IANA time zone such as `Europe/Stockholm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -255,6 +302,15 @@ impl TryFrom<String> for TimeZone {
             .map_err(|_| format!("{value:?} is not an IANA time zone name"))
     }
 }
+
+schema!(
+    TimeZone,
+    schema::pattern(
+        "An IANA time zone name such as Europe/Stockholm.",
+        "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
+        64
+    )
+);
 
 impl From<TimeZone> for String {
     fn from(value: TimeZone) -> String {
