@@ -164,6 +164,16 @@ impl Languages {
 /// An agent's profile as the roster keeps it (`PUT /v1/agents/{agent_id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "display_name": "Astrid L.",
+    "skills": {"refunds": 4, "disputes": 2},
+    "languages": ["sv", "en"],
+    "max_concurrent": 2,
+    "location": {"lat": 63.8258, "lon": 20.2630},
+    "timezone": "Europe/Stockholm",
+    "hourly_rate_cents": 1650,
+    "currency": "EUR"
+}))]
 pub struct AgentProfile {
     /// The name operators see.
     pub display_name: DisplayName,
@@ -258,6 +268,14 @@ pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 /// An escalated conversation posted by the escalation engine (`POST /v1/tickets`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "conversation_id": "conv-8812",
+    "language": "sv",
+    "skills": {"refunds": 3},
+    "priority": 5,
+    "summary": "Double charge on order 5521, customer asks for a refund",
+    "context": {"transcript_url": "https://example.com/t/8812", "customer_tier": "gold"}
+}))]
 pub struct NewTicket {
     /// The escalation engine's conversation id.
     pub conversation_id: ConversationId,

@@ -69,7 +69,7 @@ string_newtype!(
 
 /// Declares an integer newtype bounded to `min..=max`, parsed from any JSON integer.
 macro_rules! bounded_int {
-    ($(#[$meta:meta])* $name:ident, $repr:ty, $min:expr, $max:expr) => {
+    ($(#[$meta:meta])* $name:ident, $repr:ty, $min:expr, $max:expr, $what:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "i64", into = "i64")]
@@ -113,12 +113,7 @@ macro_rules! bounded_int {
 
         schema!(
             $name,
-            schema::integer(
-                // The type's own first doc line would be better; the range is what matters.
-                concat!(stringify!($name), ", ", stringify!($min), " to ", stringify!($max), "."),
-                i64::from($min),
-                i64::from($max)
-            )
+            schema::integer($what, i64::from($min), i64::from($max))
         );
     };
 }
@@ -128,28 +123,32 @@ bounded_int!(
     Level,
     u8,
     1,
-    5
+    5,
+    "A skill level, 1 (novice) to 5 (expert)."
 );
 bounded_int!(
     /// A ticket's priority, 0 to 9; higher is served first.
     Priority,
     u8,
     0,
-    9
+    9,
+    "0 to 9; higher is served first."
 );
 bounded_int!(
     /// How many tickets an agent may hold at once, 1 to 10.
     MaxConcurrent,
     u8,
     1,
-    10
+    10,
+    "Tickets an agent may hold at once, 1 to 10."
 );
 bounded_int!(
     /// Pay per hour in the currency's minor unit (cents); never negative.
     RateCents,
     u32,
     0,
-    100_000_000
+    100_000_000,
+    "Pay per hour in the currency's minor unit (cents)."
 );
 
 impl Default for Priority {
