@@ -320,19 +320,44 @@ ensure_cargo_style() {
 # reference implementation, ...) in a virtual environment, deploy/.venv, made (or brought up to
 # date) from PyPI; E2E_PYTHON is exported for the tests. Debian's python3-venv is installed if
 # the interpreter lacks venv.
+# Node.js and npm, from Debian if missing.
+ensure_node() {
+  command -v npm >/dev/null 2>&1 || deploy_apt_install nodejs npm
+}
+
+# `npm ci` in folder $1 from its committed lockfile, when that lockfile changed since the last.
+npm_install() {
+  local dir=$1
+  ensure_node || return 1
+  cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed" && return 0
+  deploy_log "installing $dir/package-lock.json into $dir/node_modules (from npm)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || {
+    deploy_error "npm could not install $dir/package-lock.json"
+    return 1
+  }
+  cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
+}
+
+# The web apps (web/: the agents' app at /app/), built from the npm registry into web/dist,
+# which the services serve (WEB_DIR). `npm ci` runs when the lockfile changed.
+ensure_web_build() {
+  npm_install web || return 1
+  deploy_log "building the web apps (npm run build in web/)"
+  (cd web && npm run --silent build >/dev/null) || {
+    deploy_error "the web apps did not build: cd web && npm run build"
+    return 1
+  }
+}
+
+# Debian's Chromium, for the browser tests (Playwright drives it; no browser is downloaded).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 || deploy_apt_install chromium
+}
+
 # The JavaScript checkers of the tests (tests/node: @asyncapi/parser), installed from the npm
 # registry with `npm ci` from the committed lockfile; Node.js and npm from Debian if missing.
 ensure_node_tools() {
-  local dir=tests/node
-  command -v npm >/dev/null 2>&1 || deploy_apt_install nodejs npm || return 1
-  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"; then
-    deploy_log "installing the JavaScript checkers into $dir/node_modules (from npm)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || {
-      deploy_error "npm could not install $dir/package-lock.json"
-      return 1
-    }
-    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
-  fi
+  npm_install tests/node
 }
 
 ensure_python_tools() {

@@ -115,6 +115,7 @@ impl Application {
             }),
         );
         ws::register_metrics();
+        let web_dir = settings.web_dir.clone();
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
             let own = data.0.with_own_connection();
@@ -132,6 +133,7 @@ impl Application {
                 .configure(health)
                 .route("/metrics", web::get().to(http_kit::metrics))
                 .configure(crate::docs::routes)
+                .configure(|cfg| http_kit::web::app(cfg, "app", &web_dir))
                 .service(
                     web::resource("/v1/agent/ws")
                         .route(web::get().to(ws::upgrade))

@@ -12,6 +12,7 @@ mod auth;
 mod body;
 mod health;
 pub mod openapi;
+pub mod web;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};

@@ -75,7 +75,13 @@ pub struct Settings {
     /// `WEBHOOK_BACKLOG_MAX`: the most deliveries one endpoint may have waiting (beyond, the
     /// oldest are given up).
     pub webhook_backlog_max: u64,
+    /// `WEB_DIR`: the built web apps (`app/`, `console/`), as `npm run build` in `web/` writes
+    /// them; by default this checkout's `web/dist`.
+    pub web_dir: PathBuf,
 }
+
+/// Where `npm run build` in `web/` writes the apps, in the checkout this was built from.
+pub const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist");
 
 /// API.md §9: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
 pub const WEBHOOK_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
@@ -213,6 +219,7 @@ impl Settings {
             ledger_backlog_max,
             webhook_retry_schedule,
             webhook_backlog_max,
+            web_dir: PathBuf::from(get("WEB_DIR").unwrap_or_else(|| DEFAULT_WEB_DIR.to_owned())),
         })
     }
 

@@ -113,6 +113,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What the services were started with, to start one again.
+    settings: Settings,
     /// Whether dropping the app deletes the namespace's keys (not after [`TestApp::stop`]).
     clean_up: bool,
 }
@@ -163,6 +165,7 @@ pub async fn spawn_from(
         http: http_client(),
         stops: Vec::new(),
         tasks: Vec::new(),
+        settings: settings.clone(),
         clean_up: true,
     };
     for _ in 0..dispatchers {
@@ -438,6 +441,25 @@ impl TestApp {
             req = req.bearer_auth(token);
         }
         fetch(req).await
+    }
+
+    /// Stops gateway `i` (as SIGTERM would: its sockets close with 1001) and starts a new one on
+    /// the same address: what an agent's app sees when its connection drops and comes back.
+    pub async fn restart_gateway(&mut self, i: usize) {
+        let slot = self.dispatchers.len() + i;
+        let (tx, rx) = oneshot::channel::<()>();
+        let _ = std::mem::replace(&mut self.stops[slot], tx).send(());
+        let old = std::mem::replace(&mut self.tasks[slot], tokio::spawn(async {}));
+        let _ = old.await;
+        let mut settings = self.settings.clone();
+        settings.agent_api_listen = self.gateways[i].trim_start_matches("http://").to_owned();
+        let built = agent_app_api::Application::build(settings)
+            .await
+            .expect("gateway starts again");
+        self.tasks[slot] = tokio::spawn(async move {
+            let _ = built.run_until_stopped(async { drop(rx.await) }).await;
+        });
+        self.wait_ready(Duration::from_secs(10)).await;
     }
 
     /// Stops the services (as SIGTERM would), leaving the namespace's state in Redis so that

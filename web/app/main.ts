@@ -1,0 +1,457 @@
+// The agents' web app (API.md §12): sign in, go online, take offers, work the conversations,
+// see the shift and what it has earned. Everything the customer or the server sent is put on
+// the page as text (textContent), never as HTML.
+import "./style.css";
+import { Connection, type ConnectionState, type Frame } from "./connection";
+import { locale, t, translate, type WordKey } from "./i18n";
+import { el, formatDuration, localMidnight, money } from "./view";
+
+const TOKEN_KEY = "dispatch.token";
+
+type Offer = {
+  offer_id: string;
+  ticket_id: string;
+  summary: string;
+  language: string;
+  skills: Record<string, number>;
+  priority: number;
+  waited_secs: number;
+  expires_at: string;
+};
+type Assigned = {
+  ticket_id: string;
+  conversation_id: string;
+  summary: string;
+  language: string;
+  skills: Record<string, number>;
+  priority: number;
+  context: Record<string, unknown>;
+  assigned_at: string;
+};
+type Shift = {
+  started_at: string;
+  open: boolean;
+  paid_secs: number;
+  pay_cents: number;
+  hourly_rate_cents: number;
+  currency: string;
+};
+
+const state = {
+  token: "",
+  agentId: "",
+  displayName: "",
+  timezone: "UTC",
+  currency: "EUR",
+  status: "offline",
+  offer: null as Offer | null,
+  offerShownAt: 0,
+  assigned: [] as Assigned[],
+  missed: 0,
+  notice: "" as string,
+  clockOffsetMs: 0,
+  shifts: [] as Shift[],
+  shiftsLoadedAt: 0,
+  pendingAccept: null as string | null,
+  declineReason: "",
+  connection: { kind: "connecting" } as ConnectionState,
+};
+
+let connection: Connection | null = null;
+const main = document.getElementById("main") as HTMLElement;
+const connectionPill = document.getElementById("connection") as HTMLElement;
+document.documentElement.lang = locale;
+translate(document);
+
+/** The token handed over in the fragment (`#token=`), moved to sessionStorage at once. */
+function takeToken(): string {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY) ?? "";
+}
+
+function signOut(why = ""): void {
+  connection?.stop();
+  connection = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = "";
+  showSignIn(why);
+}
+
+function showSignIn(why: string): void {
+  connectionPill.textContent = "";
+  const input = el("textarea", { id: "token", rows: "4", autocomplete: "off", spellcheck: "false" });
+  const form = el(
+    "form",
+    { class: "card" },
+    el("h2", {}, t("signInTitle")),
+    el("p", {}, t("signInHelp")),
+    why ? el("p", { class: "error", role: "alert" }, why) : null,
+    el("label", { for: "token" }, t("token")),
+    input,
+    el("button", { type: "submit", class: "primary" }, t("signIn")),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = (input as HTMLTextAreaElement).value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    void start(token);
+  });
+  main.replaceChildren(form);
+}
+
+async function api<T>(path: string): Promise<T | null> {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (response.status === 401 || response.status === 403) {
+    signOut(t("badToken"));
+    return null;
+  }
+  if (!response.ok) return null;
+  return (await response.json()) as T;
+}
+
+async function loadProfile(): Promise<boolean> {
+  const me = await api<{ agent_id: string; display_name: string; timezone: string; currency: string }>("/v1/me");
+  if (!me) return false;
+  state.agentId = me.agent_id;
+  state.displayName = me.display_name;
+  state.timezone = me.timezone;
+  state.currency = me.currency;
+  return true;
+}
+
+let shiftsTimer: number | undefined;
+
+/** Today's shifts from the ledger, which stores a shift's start a moment after it begins:
+ * while on shift and the running one is not there yet, asked again (up to 10 times). */
+async function loadShifts(tries = 10): Promise<void> {
+  window.clearTimeout(shiftsTimer);
+  const from = localMidnight(state.timezone, new Date());
+  const to = new Date(Date.now() + 60_000);
+  const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  const report = await api<{ shifts: Shift[] }>(`/v1/me/shifts?${query}`);
+  if (report) {
+    state.shifts = report.shifts;
+    state.shiftsLoadedAt = Date.now();
+  }
+  const onShift = state.status !== "offline";
+  if (tries > 1 && onShift !== state.shifts.some((s) => s.open)) {
+    shiftsTimer = window.setTimeout(() => void loadShifts(tries - 1), 1000);
+  }
+  render();
+}
+
+async function start(token: string): Promise<void> {
+  state.token = token;
+  if (!(await loadProfile())) return;
+  connection?.stop();
+  connection = new Connection(token, onFrame, (s) => {
+    state.connection = s;
+    if (s.kind === "refused") signOut(t("badToken"));
+    else render();
+  });
+  connection.start();
+  void loadShifts();
+}
+
+function send(frame: Frame): void {
+  if (!connection?.send(frame)) state.notice = t("offlineConn", { s: "…" });
+  render();
+}
+
+function alertOffer(offer: Offer): void {
+  navigator.vibrate?.([200, 100, 200]);
+  beep();
+  if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+    new Notification(t("offer"), { body: offer.summary, tag: offer.offer_id });
+  }
+}
+
+let audio: AudioContext | null = null;
+function beep(): void {
+  if (!audio) return;
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.frequency.value = 880;
+  gain.gain.setValueAtTime(0.2, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+  osc.connect(gain).connect(audio.destination);
+  osc.start();
+  osc.stop(audio.currentTime + 0.4);
+}
+
+function onFrame(frame: Frame): void {
+  switch (frame.type) {
+    case "welcome": {
+      state.clockOffsetMs = Date.parse(String(frame.server_time)) - Date.now();
+      state.status = String(frame.status);
+      state.assigned = (frame.active_tickets as Assigned[]) ?? [];
+      state.offer = (frame.pending_offer as Offer | null) ?? null;
+      state.offerShownAt = Date.now();
+      // An accept whose answer was lost with the connection is safe to send again.
+      if (state.pendingAccept && state.offer?.offer_id === state.pendingAccept) {
+        connection?.send({ type: "accept", offer_id: state.pendingAccept });
+      } else {
+        state.pendingAccept = null;
+      }
+      break;
+    }
+    case "status":
+      state.status = String(frame.status);
+      if (state.status === "available") state.missed = 0;
+      void loadShifts();
+      break;
+    case "offer":
+      state.offer = frame as unknown as Offer;
+      state.offerShownAt = Date.now();
+      state.notice = "";
+      alertOffer(state.offer);
+      break;
+    case "offer_revoked":
+      if (state.offer?.offer_id === frame.offer_id) state.offer = null;
+      if (frame.reason === "expired") state.missed += 1;
+      state.notice = t("revoked");
+      break;
+    case "assigned": {
+      const ticket = frame as unknown as Assigned;
+      state.assigned = [...state.assigned.filter((a) => a.ticket_id !== ticket.ticket_id), ticket];
+      if (state.offer?.ticket_id === ticket.ticket_id) state.offer = null;
+      state.pendingAccept = null;
+      state.missed = 0;
+      break;
+    }
+    case "ticket_cancelled":
+      state.assigned = state.assigned.filter((a) => a.ticket_id !== frame.ticket_id);
+      state.notice = t("cancelled");
+      break;
+    case "error":
+      state.notice = String(frame.message);
+      if (frame.code === "offer_not_found" || frame.code === "offer_expired") {
+        state.offer = null;
+        state.pendingAccept = null;
+      }
+      break;
+  }
+  render();
+}
+
+function renderConnection(): void {
+  const s = state.connection;
+  const [text, cls] =
+    s.kind === "open"
+      ? [t("online"), "ok"]
+      : s.kind === "waiting"
+        ? [t("offlineConn", { s: s.retryInSecs }), "bad"]
+        : [t("connecting"), "wait"];
+  connectionPill.textContent = text;
+  connectionPill.className = `pill ${cls}`;
+}
+
+function statusCard(): HTMLElement {
+  const buttons = (["available", "break", "offline"] as const).map((status) => {
+    const button = el("button", { type: "button", "aria-pressed": String(state.status === status), "data-status": status }, t(status));
+    button.addEventListener("click", () => {
+      audio ??= new AudioContext();
+      send({ type: "set_status", status });
+    });
+    return button;
+  });
+  const open = state.shifts.find((s) => s.open);
+  const timer = open
+    ? `${t("shift")} ${formatDuration((Date.now() - Date.parse(open.started_at)) / 1000)}`
+    : t("noShift");
+  const card = el(
+    "section",
+    { class: "card", "aria-labelledby": "status-h" },
+    el("h2", { id: "status-h" }, `${state.displayName} · ${t(state.status as WordKey)}`),
+    el("div", { class: "switch", role: "group", "aria-label": t("status") }, ...buttons),
+    el("p", { id: "shift-timer", class: "muted" }, timer),
+  );
+  if ("Notification" in window && Notification.permission === "default") {
+    const ask = el("button", { type: "button", class: "link" }, t("notifications"));
+    ask.addEventListener("click", () => void Notification.requestPermission().then(render));
+    card.append(ask);
+  }
+  return card;
+}
+
+function awayCard(): HTMLElement | null {
+  if (state.status !== "away") return null;
+  const back = el("button", { type: "button", class: "primary" }, t("backToAvailable"));
+  back.addEventListener("click", () => send({ type: "set_status", status: "available" }));
+  return el(
+    "section",
+    { class: "card warn", role: "alert" },
+    el("p", {}, t("awayExplained", { n: Math.max(state.missed, 1) })),
+    back,
+  );
+}
+
+function skillsText(skills: Record<string, number>): string {
+  return Object.entries(skills)
+    .map(([name, level]) => `${name} ${level}`)
+    .join(", ");
+}
+
+function offerCard(): HTMLElement | null {
+  const offer = state.offer;
+  if (!offer) return null;
+  const waited = offer.waited_secs + (Date.now() - state.offerShownAt) / 1000;
+  const left = Math.max(0, Math.ceil((Date.parse(offer.expires_at) - state.clockOffsetMs - Date.now()) / 1000));
+  const accept = el("button", { type: "button", class: "primary", id: "accept" }, t("accept"));
+  accept.addEventListener("click", () => {
+    state.pendingAccept = offer.offer_id;
+    send({ type: "accept", offer_id: offer.offer_id });
+  });
+  const reasons: WordKey[] = ["reasonBusy", "reasonSkills", "reasonLanguage", "reasonOther"];
+  const reason = el(
+    "select",
+    { id: "decline-reason" },
+    ...reasons.map((r) => el("option", { value: t(r) }, t(r))),
+  ) as HTMLSelectElement;
+  // The card is redrawn every second for the countdown: keep the reason chosen.
+  if (state.declineReason) reason.value = state.declineReason;
+  reason.addEventListener("change", () => {
+    state.declineReason = reason.value;
+  });
+  const decline = el("button", { type: "button", id: "decline" }, t("decline"));
+  decline.addEventListener("click", () => {
+    send({ type: "decline", offer_id: offer.offer_id, reason: reason.value });
+    state.offer = null;
+    render();
+  });
+  return el(
+    "section",
+    { class: "card offer", "aria-labelledby": "offer-h" },
+    el("h2", { id: "offer-h" }, t("offer")),
+    el("p", { class: "summary" }, offer.summary),
+    el(
+      "p",
+      { class: "muted" },
+      `${offer.language.toUpperCase()} · ${t("priority", { p: offer.priority })}${
+        Object.keys(offer.skills).length ? ` · ${t("skills")}: ${skillsText(offer.skills)}` : ""
+      }`,
+    ),
+    el("p", { class: "muted" }, t("waited", { t: formatDuration(waited) })),
+    el("p", { id: "countdown", class: left <= 5 ? "countdown urgent" : "countdown", "aria-live": "off" }, t("expiresIn", { s: left })),
+    el("div", { class: "actions" }, accept, el("label", { for: "decline-reason", class: "sr-only" }, t("declineReason")), reason, decline),
+  );
+}
+
+/** A context value as text; an http(s) URL as a link opened in a new, unrelated tab. */
+function contextValue(value: unknown): Node {
+  if (typeof value === "string" && /^https?:\/\//i.test(value)) {
+    return el("a", { href: value, target: "_blank", rel: "noopener noreferrer" }, value);
+  }
+  return document.createTextNode(typeof value === "string" ? value : JSON.stringify(value));
+}
+
+function conversation(ticket: Assigned): HTMLElement {
+  const context = el(
+    "dl",
+    { class: "context" },
+    ...Object.entries(ticket.context ?? {}).flatMap(([key, value]) => [el("dt", {}, key), el("dd", {}, contextValue(value))]),
+  );
+  const name = `outcome-${ticket.ticket_id}`;
+  const outcome = (value: string, label: WordKey, checked: boolean) =>
+    el(
+      "label",
+      {},
+      el("input", { type: "radio", name, value, ...(checked ? { checked: "" } : {}) }),
+      t(label),
+    );
+  const note = el("textarea", { rows: "2", maxlength: "2000", "aria-label": t("note"), placeholder: t("note") }) as HTMLTextAreaElement;
+  const complete = el("button", { type: "button", class: "primary" }, t("complete"));
+  const article = el(
+    "article",
+    { class: "card", "data-ticket": ticket.ticket_id },
+    el("h3", {}, ticket.summary),
+    el("p", { class: "muted" }, `${ticket.language.toUpperCase()} · ${ticket.conversation_id}`),
+    el("h4", {}, t("context")),
+    context,
+    el("fieldset", {}, el("legend", {}, t("outcome")), outcome("resolved", "resolved", true), outcome("unresolved", "unresolved", false)),
+    note,
+    complete,
+  );
+  complete.addEventListener("click", () => {
+    const chosen = article.querySelector<HTMLInputElement>(`input[name="${name}"]:checked`)?.value ?? "resolved";
+    const frame: Frame = { type: "complete", ticket_id: ticket.ticket_id, outcome: chosen };
+    if (note.value.trim()) frame.note = note.value.trim();
+    send(frame);
+    state.assigned = state.assigned.filter((a) => a.ticket_id !== ticket.ticket_id);
+    render();
+    void loadShifts();
+  });
+  return article;
+}
+
+/** A shift's paid seconds and pay now: the running one goes on earning between reloads (the
+ * ledger's figures are authoritative, and reloaded at every change of status). */
+function earnedSoFar(shift: Shift): [number, number] {
+  if (!shift.open || state.status === "break" || state.status === "away") {
+    return [shift.paid_secs, shift.pay_cents];
+  }
+  const paid = shift.paid_secs + Math.floor((Date.now() - state.shiftsLoadedAt) / 1000);
+  return [paid, Math.round((paid * shift.hourly_rate_cents) / 3600)];
+}
+
+function todayCard(): HTMLElement {
+  const figures = state.shifts.map(earnedSoFar);
+  const paid = figures.reduce((sum, [secs]) => sum + secs, 0);
+  const cents = figures.reduce((sum, [, pay]) => sum + pay, 0);
+  const currency = state.shifts[0]?.currency ?? state.currency;
+  return el(
+    "section",
+    { class: "card", "aria-labelledby": "today-h" },
+    el("h2", { id: "today-h" }, t("today")),
+    el("p", {}, `${t("worked")}: ${formatDuration(paid)}`),
+    el("p", { id: "earned" }, `${t("earned")}: ${money(cents, currency, locale)}`),
+  );
+}
+
+let focusedId: string | null = null;
+function render(): void {
+  if (!state.token) return;
+  renderConnection();
+  focusedId = document.activeElement?.id || null;
+  // Keep what the agent is typing: conversations are rebuilt only when the set changes.
+  const list = document.getElementById("conversations");
+  const ids = state.assigned.map((a) => a.ticket_id).join(",");
+  let conversations = list;
+  if (!list || list.dataset.ids !== ids) {
+    conversations = el(
+      "section",
+      { id: "conversations", "aria-labelledby": "conv-h", "data-ids": ids },
+      el("h2", { id: "conv-h" }, t("conversations")),
+      ...(state.assigned.length ? state.assigned.map(conversation) : [el("p", { class: "muted" }, t("none"))]),
+    );
+  }
+  const signOutButton = el("button", { type: "button", class: "link" }, t("signOut"));
+  signOutButton.addEventListener("click", () => signOut());
+  main.replaceChildren(
+    ...[
+      statusCard(),
+      awayCard(),
+      state.notice ? el("p", { class: "notice", role: "status" }, state.notice) : null,
+      offerCard(),
+      conversations,
+      todayCard(),
+      signOutButton,
+    ].filter((n): n is HTMLElement => n !== null),
+  );
+  if (focusedId) document.getElementById(focusedId)?.focus();
+}
+
+// The countdown and the shift timer tick without a frame.
+window.setInterval(() => {
+  if (state.token && (state.offer || state.shifts.some((s) => s.open))) render();
+}, 1000);
+
+const token = takeToken();
+if (token) void start(token);
+else showSignIn("");
