@@ -69,6 +69,49 @@ impl Geofences {
             .map(|(name, _)| name.clone())
             .collect()
     }
+
+    /// The fences as a GeoJSON FeatureCollection, each feature named by `properties.name`: what
+    /// the operators' console draws.
+    pub fn to_geojson(&self) -> geojson::FeatureCollection {
+        let features = self
+            .fences
+            .iter()
+            .map(|(name, area)| {
+                let mut properties = geojson::JsonObject::new();
+                properties.insert("name".into(), name.clone().into());
+                geojson::Feature {
+                    geometry: Some(geojson::Geometry::new(geojson::GeometryValue::from(area))),
+                    properties: Some(properties),
+                    ..geojson::Feature::default()
+                }
+            })
+            .collect();
+        geojson::FeatureCollection {
+            features,
+            bbox: None,
+            foreign_members: None,
+        }
+    }
+}
+
+/// `GET /v1/geofences`: the loaded `GEOFENCES_FILE` (empty without one).
+#[utoipa::path(
+    get,
+    path = "/v1/geofences",
+    operation_id = "listGeofences",
+    tag = "roster",
+    responses((
+        status = 200,
+        description = "A GeoJSON FeatureCollection of the geofences, each named by `properties.name`.",
+        body = Object
+    )),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _auth: http_kit::Authenticated<http_kit::Admin>,
+    fences: actix_web::web::Data<Geofences>,
+) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(fences.to_geojson())
 }
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ impl Application {
             web::Data::new(live.clone()),
             web::Data::new(waits),
         );
+        let web_dir = settings.web_dir.clone();
         let server = HttpServer::new(move || {
             // Each worker its own Redis connection, driven on its own thread.
             let own = data.0.with_own_connection();
@@ -143,6 +144,7 @@ impl Application {
                 .app_data(readiness.clone())
                 .configure(health)
                 .configure(routes::configure)
+                .configure(|cfg| http_kit::web::app(cfg, "console", &web_dir))
                 .default_service(web::to(not_found))
         })
         .listen(listener)

@@ -1,10 +1,11 @@
 // The agents' web app (API.md §12): sign in, go online, take offers, work the conversations,
 // see the shift and what it has earned. Everything the customer or the server sent is put on
 // the page as text (textContent), never as HTML.
-import "./style.css";
+import "../shared/base.css";
 import { Connection, type ConnectionState, type Frame } from "./connection";
 import { locale, t, translate, type WordKey } from "./i18n";
-import { el, formatDuration, localMidnight, money } from "./view";
+import { takeToken as tokenFromPage } from "../shared/session";
+import { el, formatDuration, localMidnight, money } from "../shared/view";
 
 const TOKEN_KEY = "dispatch.token";
 
@@ -62,17 +63,6 @@ const main = document.getElementById("main") as HTMLElement;
 const connectionPill = document.getElementById("connection") as HTMLElement;
 document.documentElement.lang = locale;
 translate(document);
-
-/** The token handed over in the fragment (`#token=`), moved to sessionStorage at once. */
-function takeToken(): string {
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const given = fragment.get("token");
-  if (given) {
-    sessionStorage.setItem(TOKEN_KEY, given);
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  return sessionStorage.getItem(TOKEN_KEY) ?? "";
-}
 
 function signOut(why = ""): void {
   connection?.stop();
@@ -452,6 +442,6 @@ window.setInterval(() => {
   if (state.token && (state.offer || state.shifts.some((s) => s.open))) render();
 }, 1000);
 
-const token = takeToken();
+const token = tokenFromPage(TOKEN_KEY);
 if (token) void start(token);
 else showSignIn("");

@@ -26,6 +26,7 @@ use crate::webhooks::routes as webhooks;
         payroll::shifts, payroll::workdays,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
         sse::events,
+        crate::geofence::list,
     ),
     tags(
         (name = "roster", description = "Agents' profiles and live state (role `admin`)."),
@@ -73,6 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/events").route(web::get().to(sse::events)))
         .service(resource("/v1/queues").route(web::get().to(queues::list)))
+        .service(resource("/v1/geofences").route(web::get().to(crate::geofence::list)))
         .service(resource("/metrics").route(web::get().to(crate::metrics::scrape)));
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let document = DOCUMENT
