@@ -45,6 +45,8 @@ const en = {
   earned: "Earned",
   worked: "Paid time",
   notifications: "Allow notifications",
+  replaced: "You opened Dispatch on another device or tab, so this one stopped.",
+  useHere: "Use it here",
 };
 type Words = typeof en;
 
@@ -94,6 +96,8 @@ const sv: Words = {
   earned: "Intjänat",
   worked: "Betald tid",
   notifications: "Tillåt aviseringar",
+  replaced: "Du öppnade Dispatch på en annan enhet eller flik, så den här stoppades.",
+  useHere: "Använd här",
 };
 
 const dictionaries: Record<string, Words> = { en, sv };

@@ -95,6 +95,14 @@ function showSignIn(why: string): void {
   main.replaceChildren(form);
 }
 
+/** Another tab or device took the agent's one connection (close code 4009). */
+function showReplaced(): void {
+  connectionPill.textContent = "";
+  const again = el("button", { type: "button", class: "primary" }, t("useHere"));
+  again.addEventListener("click", () => void start(state.token));
+  main.replaceChildren(el("section", { class: "card", role: "alert" }, el("p", {}, t("replaced")), again));
+}
+
 async function api<T>(path: string): Promise<T | null> {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
   if (response.status === 401 || response.status === 403) {
@@ -142,7 +150,8 @@ async function start(token: string): Promise<void> {
   connection?.stop();
   connection = new Connection(token, onFrame, (s) => {
     state.connection = s;
-    if (s.kind === "refused") signOut(t("badToken"));
+    if (s.kind === "refused" && s.code === 4009) showReplaced();
+    else if (s.kind === "refused") signOut(t("badToken"));
     else render();
   });
   connection.start();
@@ -251,10 +260,7 @@ function statusCard(): HTMLElement {
     });
     return button;
   });
-  const open = state.shifts.find((s) => s.open);
-  const timer = open
-    ? `${t("shift")} ${formatDuration((Date.now() - Date.parse(open.started_at)) / 1000)}`
-    : t("noShift");
+  const timer = shiftTimerText();
   const card = el(
     "section",
     { class: "card", "aria-labelledby": "status-h" },
@@ -268,6 +274,20 @@ function statusCard(): HTMLElement {
     card.append(ask);
   }
   return card;
+}
+
+function shiftTimerText(): string {
+  const open = state.shifts.find((s) => s.open);
+  return open ? `${t("shift")} ${formatDuration((Date.now() - Date.parse(open.started_at)) / 1000)}` : t("noShift");
+}
+
+function waitedText(offer: Offer): string {
+  return t("waited", { t: formatDuration(offer.waited_secs + (Date.now() - state.offerShownAt) / 1000) });
+}
+
+/** Whole seconds left to answer, by the server's clock. */
+function secondsLeft(offer: Offer): number {
+  return Math.max(0, Math.ceil((Date.parse(offer.expires_at) - state.clockOffsetMs - Date.now()) / 1000));
 }
 
 function awayCard(): HTMLElement | null {
@@ -291,8 +311,7 @@ function skillsText(skills: Record<string, number>): string {
 function offerCard(): HTMLElement | null {
   const offer = state.offer;
   if (!offer) return null;
-  const waited = offer.waited_secs + (Date.now() - state.offerShownAt) / 1000;
-  const left = Math.max(0, Math.ceil((Date.parse(offer.expires_at) - state.clockOffsetMs - Date.now()) / 1000));
+  const left = secondsLeft(offer);
   const accept = el("button", { type: "button", class: "primary", id: "accept" }, t("accept"));
   accept.addEventListener("click", () => {
     state.pendingAccept = offer.offer_id;
@@ -327,7 +346,7 @@ function offerCard(): HTMLElement | null {
         Object.keys(offer.skills).length ? ` · ${t("skills")}: ${skillsText(offer.skills)}` : ""
       }`,
     ),
-    el("p", { class: "muted" }, t("waited", { t: formatDuration(waited) })),
+    el("p", { class: "muted", id: "waited" }, waitedText(offer)),
     el("p", { id: "countdown", class: left <= 5 ? "countdown urgent" : "countdown", "aria-live": "off" }, t("expiresIn", { s: left })),
     el("div", { class: "actions" }, accept, el("label", { for: "decline-reason", class: "sr-only" }, t("declineReason")), reason, decline),
   );
@@ -390,23 +409,47 @@ function earnedSoFar(shift: Shift): [number, number] {
   return [paid, Math.round((paid * shift.hourly_rate_cents) / 3600)];
 }
 
-function todayCard(): HTMLElement {
+function todayTexts(): [string, string] {
   const figures = state.shifts.map(earnedSoFar);
   const paid = figures.reduce((sum, [secs]) => sum + secs, 0);
   const cents = figures.reduce((sum, [, pay]) => sum + pay, 0);
   const currency = state.shifts[0]?.currency ?? state.currency;
+  return [`${t("worked")}: ${formatDuration(paid)}`, `${t("earned")}: ${money(cents, currency, locale)}`];
+}
+
+function todayCard(): HTMLElement {
+  const [paid, earned] = todayTexts();
   return el(
     "section",
     { class: "card", "aria-labelledby": "today-h" },
     el("h2", { id: "today-h" }, t("today")),
-    el("p", {}, `${t("worked")}: ${formatDuration(paid)}`),
-    el("p", { id: "earned" }, `${t("earned")}: ${money(cents, currency, locale)}`),
+    el("p", { id: "paid" }, paid),
+    el("p", { id: "earned" }, earned),
   );
+}
+
+/** What changes with the clock alone, updated in place: redrawing the page would replace the
+ * buttons under the agent's finger. */
+function tick(): void {
+  const text = (id: string, value: string) => {
+    const node = document.getElementById(id);
+    if (node && node.textContent !== value) node.textContent = value;
+  };
+  if (state.offer) {
+    const left = secondsLeft(state.offer);
+    text("countdown", t("expiresIn", { s: left }));
+    document.getElementById("countdown")?.classList.toggle("urgent", left <= 5);
+    text("waited", waitedText(state.offer));
+  }
+  text("shift-timer", shiftTimerText());
+  const [paid, earned] = todayTexts();
+  text("paid", paid);
+  text("earned", earned);
 }
 
 let focusedId: string | null = null;
 function render(): void {
-  if (!state.token) return;
+  if (!state.token || state.connection.kind === "refused") return;
   renderConnection();
   focusedId = document.activeElement?.id || null;
   // Keep what the agent is typing: conversations are rebuilt only when the set changes.
@@ -437,10 +480,11 @@ function render(): void {
   if (focusedId) document.getElementById(focusedId)?.focus();
 }
 
-// The countdown and the shift timer tick without a frame.
+// The countdown and the shift's figures tick without a frame (four times a second, so that
+// the seconds shown are never more than a quarter of a second late).
 window.setInterval(() => {
-  if (state.token && (state.offer || state.shifts.some((s) => s.open))) render();
-}, 1000);
+  if (state.token && state.connection.kind !== "refused") tick();
+}, 250);
 
 const token = tokenFromPage(TOKEN_KEY);
 if (token) void start(token);

@@ -149,7 +149,18 @@ function onEvent(event: LiveEvent): void {
   }
   window.clearTimeout(queuesSoon);
   queuesSoon = window.setTimeout(() => void loadQueues(), 300);
-  render();
+  renderSoon();
+}
+
+let renderPending = false;
+/** Events come in bursts: the page is redrawn at most five times a second for them. */
+function renderSoon(): void {
+  if (renderPending) return;
+  renderPending = true;
+  window.setTimeout(() => {
+    renderPending = false;
+    render();
+  }, 200);
 }
 
 function renderPill(): void {
