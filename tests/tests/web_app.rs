@@ -91,7 +91,7 @@ async fn an_agent_works_a_ticket_end_to_end_in_the_browser() {
     .await;
     assert_eq!(
         summary["screens"].as_array().map(Vec::len),
-        Some(6),
+        Some(7),
         "{summary}"
     );
     // What the app did is what the API says happened.

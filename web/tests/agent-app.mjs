@@ -214,6 +214,9 @@ try {
   await sv.goto(`${APP}/app/`);
   await sv.getByRole("heading", { name: "Logga in" }).waitFor();
   check((await sv.evaluate(() => document.documentElement.lang)) === "sv", "the page is not marked Swedish");
+  await sv.screenshot({ path: `${SCREENSHOTS}/agent-sign-in-sv.png`, fullPage: true });
+  summary.screens.push("agent-sign-in-sv");
+  summary.axe_minor += await accessible(sv, "sign-in");
 } catch (e) {
   failed = `${step}: ${e.message ?? e}`;
 } finally {
