@@ -47,6 +47,10 @@ const en = {
   notifications: "Allow notifications",
   replaced: "You opened Dispatch on another device or tab, so this one stopped.",
   useHere: "Use it here",
+  notSent: "Not sent: the connection is down. Try again once it is back.",
+  removed: "You were removed from the roster.",
+  unavailable: "Dispatch cannot be reached right now.",
+  tryAgain: "Try again",
 };
 type Words = typeof en;
 
@@ -98,6 +102,10 @@ const sv: Words = {
   notifications: "Tillåt aviseringar",
   replaced: "Du öppnade Dispatch på en annan enhet eller flik, så den här stoppades.",
   useHere: "Använd här",
+  notSent: "Inte skickat: anslutningen är nere. Försök igen när den är tillbaka.",
+  removed: "Du har tagits bort ur listan.",
+  unavailable: "Dispatch går inte att nå just nu.",
+  tryAgain: "Försök igen",
 };
 
 const dictionaries: Record<string, Words> = { en, sv };

@@ -65,6 +65,8 @@ document.documentElement.lang = locale;
 translate(document);
 
 function signOut(why = ""): void {
+  // Signing out ends the shift, rather than leaving it to the disconnect grace period.
+  if (!why && state.status !== "offline") connection?.send({ type: "set_status", status: "offline" });
   connection?.stop();
   connection = null;
   sessionStorage.removeItem(TOKEN_KEY);
@@ -93,6 +95,20 @@ function showSignIn(why: string): void {
     void start(token);
   });
   main.replaceChildren(form);
+  drawn.clear();
+  articles.clear();
+}
+
+/** The service did not answer: said, and tried again in 5 s or at a tap. */
+function showUnavailable(token: string): void {
+  const again = el("button", { type: "button", class: "primary" }, t("tryAgain"));
+  const timer = window.setTimeout(() => void start(token), 5000);
+  again.addEventListener("click", () => {
+    window.clearTimeout(timer);
+    void start(token);
+  });
+  main.replaceChildren(el("section", { class: "card", role: "alert" }, el("p", {}, t("unavailable")), again));
+  drawn.clear();
 }
 
 /** Another tab or device took the agent's one connection (close code 4009). */
@@ -101,6 +117,7 @@ function showReplaced(): void {
   const again = el("button", { type: "button", class: "primary" }, t("useHere"));
   again.addEventListener("click", () => void start(state.token));
   main.replaceChildren(el("section", { class: "card", role: "alert" }, el("p", {}, t("replaced")), again));
+  drawn.clear();
 }
 
 async function api<T>(path: string): Promise<T | null> {
@@ -146,11 +163,21 @@ async function loadShifts(tries = 10): Promise<void> {
 
 async function start(token: string): Promise<void> {
   state.token = token;
-  if (!(await loadProfile())) return;
+  let loaded = false;
+  try {
+    loaded = await loadProfile();
+  } catch {
+    loaded = false;
+  }
+  if (!loaded) {
+    if (state.token) showUnavailable(token);
+    return;
+  }
   connection?.stop();
   connection = new Connection(token, onFrame, (s) => {
     state.connection = s;
     if (s.kind === "refused" && s.code === 4009) showReplaced();
+    else if (s.kind === "refused" && s.code === 4003) signOut(t("removed"));
     else if (s.kind === "refused") signOut(t("badToken"));
     else render();
   });
@@ -158,12 +185,17 @@ async function start(token: string): Promise<void> {
   void loadShifts();
 }
 
-function send(frame: Frame): void {
-  if (!connection?.send(frame)) state.notice = t("offlineConn", { s: "…" });
+/** Sends a frame; false (and the agent told) when the connection is down. */
+function send(frame: Frame): boolean {
+  const sent = connection?.send(frame) ?? false;
+  if (!sent) state.notice = t("notSent");
   render();
+  return sent;
 }
 
 function alertOffer(offer: Offer): void {
+  const announce = document.getElementById("announce");
+  if (announce) announce.textContent = `${t("offer")}: ${offer.summary}`;
   navigator.vibrate?.([200, 100, 200]);
   beep();
   if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
@@ -172,8 +204,14 @@ function alertOffer(offer: Offer): void {
 }
 
 let audio: AudioContext | null = null;
+// Browsers allow sound only after a gesture: the first tap anywhere makes it possible.
+document.addEventListener("pointerdown", () => {
+  audio ??= new AudioContext();
+  void audio.resume();
+});
 function beep(): void {
   if (!audio) return;
+  void audio.resume();
   const osc = audio.createOscillator();
   const gain = audio.createGain();
   osc.frequency.value = 880;
@@ -187,6 +225,7 @@ function beep(): void {
 function onFrame(frame: Frame): void {
   switch (frame.type) {
     case "welcome": {
+      if (state.notice === t("notSent")) state.notice = "";
       state.clockOffsetMs = Date.parse(String(frame.server_time)) - Date.now();
       state.status = String(frame.status);
       state.assigned = (frame.active_tickets as Assigned[]) ?? [];
@@ -247,15 +286,14 @@ function renderConnection(): void {
       : s.kind === "waiting"
         ? [t("offlineConn", { s: s.retryInSecs }), "bad"]
         : [t("connecting"), "wait"];
-  connectionPill.textContent = text;
+  if (connectionPill.textContent !== text) connectionPill.textContent = text;
   connectionPill.className = `pill ${cls}`;
 }
 
 function statusCard(): HTMLElement {
   const buttons = (["available", "break", "offline"] as const).map((status) => {
-    const button = el("button", { type: "button", "aria-pressed": String(state.status === status), "data-status": status }, t(status));
+    const button = el("button", { type: "button", "aria-pressed": String(state.status === status), "data-status": status, "data-focus": status }, t(status));
     button.addEventListener("click", () => {
-      audio ??= new AudioContext();
       send({ type: "set_status", status });
     });
     return button;
@@ -330,9 +368,10 @@ function offerCard(): HTMLElement | null {
   });
   const decline = el("button", { type: "button", id: "decline" }, t("decline"));
   decline.addEventListener("click", () => {
-    send({ type: "decline", offer_id: offer.offer_id, reason: reason.value });
-    state.offer = null;
-    render();
+    if (send({ type: "decline", offer_id: offer.offer_id, reason: reason.value })) {
+      state.offer = null;
+      render();
+    }
   });
   return el(
     "section",
@@ -391,7 +430,8 @@ function conversation(ticket: Assigned): HTMLElement {
     const chosen = article.querySelector<HTMLInputElement>(`input[name="${name}"]:checked`)?.value ?? "resolved";
     const frame: Frame = { type: "complete", ticket_id: ticket.ticket_id, outcome: chosen };
     if (note.value.trim()) frame.note = note.value.trim();
-    send(frame);
+    // Removed only once sent: while reconnecting, the conversation and its note stay.
+    if (!send(frame)) return;
     state.assigned = state.assigned.filter((a) => a.ticket_id !== ticket.ticket_id);
     render();
     void loadShifts();
@@ -447,37 +487,66 @@ function tick(): void {
   text("earned", earned);
 }
 
-let focusedId: string | null = null;
+/** The page's parts, built once; each is redrawn only when what it shows changed, so that
+ * nothing is replaced under the agent's finger, and a half-typed note survives everything. */
+const slots = {
+  status: el("div", {}),
+  away: el("div", {}),
+  notice: el("p", { class: "notice", role: "status", "aria-live": "polite", id: "notice", hidden: "" }),
+  offer: el("div", {}),
+  conversations: el(
+    "section",
+    { id: "conversations", "aria-labelledby": "conv-h" },
+    el("h2", { id: "conv-h" }, t("conversations")),
+    el("p", { class: "muted", id: "no-conversations" }, t("none")),
+  ),
+  today: el("div", {}),
+  signOut: el("button", { type: "button", class: "link" }, t("signOut")),
+};
+slots.signOut.addEventListener("click", () => signOut());
+const drawn = new Map<HTMLElement, string>();
+const articles = new Map<string, HTMLElement>();
+
+/** Fills `slot` with `build()` when `key` differs from what it shows. */
+function redraw(slot: HTMLElement, key: string, build: () => HTMLElement | null): void {
+  if (drawn.get(slot) === key) return;
+  drawn.set(slot, key);
+  const focused = slot.contains(document.activeElement) ? document.activeElement?.getAttribute("data-focus") : null;
+  const built = build();
+  slot.replaceChildren(...(built ? [built] : []));
+  if (focused) slot.querySelector<HTMLElement>(`[data-focus="${focused}"]`)?.focus();
+}
+
 function render(): void {
   if (!state.token || state.connection.kind === "refused") return;
   renderConnection();
-  focusedId = document.activeElement?.id || null;
-  // Keep what the agent is typing: conversations are rebuilt only when the set changes.
-  const list = document.getElementById("conversations");
-  const ids = state.assigned.map((a) => a.ticket_id).join(",");
-  let conversations = list;
-  if (!list || list.dataset.ids !== ids) {
-    conversations = el(
-      "section",
-      { id: "conversations", "aria-labelledby": "conv-h", "data-ids": ids },
-      el("h2", { id: "conv-h" }, t("conversations")),
-      ...(state.assigned.length ? state.assigned.map(conversation) : [el("p", { class: "muted" }, t("none"))]),
-    );
+  if (!main.contains(slots.status)) {
+    main.replaceChildren(slots.status, slots.away, slots.notice, slots.offer, slots.conversations, slots.today, slots.signOut);
   }
-  const signOutButton = el("button", { type: "button", class: "link" }, t("signOut"));
-  signOutButton.addEventListener("click", () => signOut());
-  main.replaceChildren(
-    ...[
-      statusCard(),
-      awayCard(),
-      state.notice ? el("p", { class: "notice", role: "status" }, state.notice) : null,
-      offerCard(),
-      conversations,
-      todayCard(),
-      signOutButton,
-    ].filter((n): n is HTMLElement => n !== null),
-  );
-  if (focusedId) document.getElementById(focusedId)?.focus();
+  const permission = "Notification" in window ? Notification.permission : "none";
+  redraw(slots.status, `${state.displayName}|${state.status}|${permission}`, statusCard);
+  redraw(slots.away, `${state.status}|${state.missed}`, awayCard);
+  if (slots.notice.textContent !== state.notice) slots.notice.textContent = state.notice;
+  slots.notice.hidden = !state.notice;
+  redraw(slots.offer, state.offer?.offer_id ?? "", offerCard);
+  // Conversations come and go one by one; the others, and what is typed in them, stay.
+  const held = new Set(state.assigned.map((a) => a.ticket_id));
+  for (const [id, article] of articles) {
+    if (!held.has(id)) {
+      article.remove();
+      articles.delete(id);
+    }
+  }
+  for (const ticket of state.assigned) {
+    if (!articles.has(ticket.ticket_id)) {
+      const article = conversation(ticket);
+      articles.set(ticket.ticket_id, article);
+      slots.conversations.append(article);
+    }
+  }
+  (document.getElementById("no-conversations") as HTMLElement).hidden = articles.size > 0;
+  redraw(slots.today, "today", todayCard);
+  tick();
 }
 
 // The countdown and the shift's figures tick without a frame (four times a second, so that

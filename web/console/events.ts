@@ -59,15 +59,25 @@ export class EventStream {
     }
   }
 
+  /** Reads until the stream ends, or is silent for 45 s (the server sends a comment every 15). */
   private async read(body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
+      let watchdog: number | undefined;
+      const silent = new Promise<{ value: undefined; done: true }>((resolve) => {
+        watchdog = window.setTimeout(() => resolve({ value: undefined, done: true }), 45_000);
+      });
+      const { value, done } = await Promise.race([reader.read(), silent]);
+      window.clearTimeout(watchdog);
+      if (done) {
+        void reader.cancel().catch(() => undefined);
+        return;
+      }
       buffer += decoder.decode(value, { stream: true });
       let end: number;
+      buffer = buffer.replace(/\r\n?/g, "\n");
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);

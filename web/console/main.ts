@@ -55,16 +55,20 @@ const state = {
   notice: "",
   /** Changes whenever the form is to start afresh (another agent, or saved). */
   formVersion: 0,
+  /** The ticket or agent whose Cancel or Remove was tapped once: a second tap does it. */
+  confirming: "",
 };
 
 const main = document.getElementById("main") as HTMLElement;
 const pill = document.getElementById("connection") as HTMLElement;
 let stream: EventStream | null = null;
+let poller: number | undefined;
 
 const api = <T>(method: string, path: string, body?: unknown) => call<T>(state.token, method, path, body);
 
 function signIn(why: string): void {
   stream?.stop();
+  window.clearInterval(poller);
   state.token = "";
   sessionStorage.removeItem(TOKEN_KEY);
   pill.textContent = "";
@@ -88,7 +92,25 @@ function signIn(why: string): void {
   main.replaceChildren(form);
 }
 
-async function loadAgents(): Promise<void> {
+let agentsLoading: Promise<void> | null = null;
+let agentsAgain = false;
+/** Reloads the roster: one load at a time, and one more after it if asked meanwhile. */
+function loadAgents(): Promise<void> {
+  if (agentsLoading) {
+    agentsAgain = true;
+    return agentsLoading;
+  }
+  agentsLoading = fetchAgents().finally(() => {
+    agentsLoading = null;
+    if (agentsAgain) {
+      agentsAgain = false;
+      void loadAgents();
+    }
+  });
+  return agentsLoading;
+}
+
+async function fetchAgents(): Promise<void> {
   const agents = new Map<string, Agent>();
   let cursor: string | null = null;
   for (let page = 0; page < 50; page++) {
@@ -97,7 +119,7 @@ async function loadAgents(): Promise<void> {
       "GET",
       `/v1/agents?${query}`,
     );
-    if (!answer.body) break;
+    if (answer.status !== 200 || !answer.body) return;
     for (const agent of answer.body.agents) agents.set(agent.agent_id, agent);
     cursor = answer.body.next_cursor;
     if (!cursor) break;
@@ -108,7 +130,7 @@ async function loadAgents(): Promise<void> {
 
 async function loadQueues(): Promise<void> {
   const answer = await api<{ queues: Queue[] }>("GET", "/v1/queues");
-  if (answer.body) state.queues = answer.body.queues;
+  if (answer.status === 200 && answer.body) state.queues = answer.body.queues;
   render();
 }
 
@@ -127,7 +149,8 @@ async function start(token: string): Promise<void> {
     else render();
   }, 15 * 60);
   stream.start();
-  window.setInterval(() => void loadQueues(), 3000);
+  window.clearInterval(poller);
+  poller = window.setInterval(() => void loadQueues(), 3000);
 }
 
 let queuesSoon: number | undefined;
@@ -139,10 +162,8 @@ function onEvent(event: LiveEvent): void {
     else void loadAgents();
   } else if (event.type.startsWith("ticket.")) {
     const ticket = data as unknown as Ticket;
-    if (ticket.ticket_id) {
-      state.tickets.delete(ticket.ticket_id);
-      state.tickets.set(ticket.ticket_id, ticket);
-    }
+    // Rows keep their place (first seen, newest first), so a button does not move away.
+    if (ticket.ticket_id) state.tickets.set(ticket.ticket_id, ticket);
     if (event.type === "ticket.assigned" || event.type === "ticket.completed" || event.type === "ticket.cancelled") {
       void loadAgents();
     }
@@ -275,8 +296,21 @@ function tickets(): HTMLElement {
   const live = [...state.tickets.values()].reverse().slice(0, 100);
   const rows = live.map((t) => {
     const ended = t.status === "completed" || t.status === "cancelled";
-    const button = el("button", { type: "button", "aria-label": `Cancel ticket ${t.ticket_id}` }, "Cancel");
-    button.addEventListener("click", () => void cancel(t.ticket_id));
+    const confirming = state.confirming === t.ticket_id;
+    const button = el(
+      "button",
+      { type: "button", id: `cancel-${t.ticket_id}`, "aria-label": confirming ? `Confirm cancelling ticket ${t.ticket_id}` : `Cancel ticket ${t.ticket_id}` },
+      confirming ? "Confirm cancel" : "Cancel",
+    );
+    button.addEventListener("click", () => {
+      if (state.confirming === t.ticket_id) {
+        state.confirming = "";
+        void cancel(t.ticket_id);
+      } else {
+        state.confirming = t.ticket_id;
+        render();
+      }
+    });
     return [t.ticket_id, t.status, t.language, String(t.priority), t.agent_id ?? "—", t.summary, ended ? "" : button] as (Node | string)[];
   });
   return el(
@@ -375,19 +409,26 @@ function roster(): HTMLElement {
     render();
   });
   const rows = shown.map((a) => {
-    const edit = el("button", { type: "button", "aria-label": `Edit ${a.agent_id}` }, "Edit");
+    const edit = el("button", { type: "button", id: `edit-${a.agent_id}`, "aria-label": `Edit ${a.agent_id}` }, "Edit");
     edit.addEventListener("click", () => {
       state.editing = a;
       state.formError = "";
       state.formVersion += 1;
       render();
     });
-    const removeButton = el("button", { type: "button", "aria-label": `Remove ${a.agent_id}` }, "Remove");
+    const confirming = state.confirming === `agent:${a.agent_id}`;
+    const removeButton = el(
+      "button",
+      { type: "button", id: `remove-${a.agent_id}`, "aria-label": confirming ? `Confirm removing ${a.agent_id}` : `Remove ${a.agent_id}` },
+      confirming ? "Confirm remove" : "Remove",
+    );
     removeButton.addEventListener("click", () => {
-      if (removeButton.dataset.confirm) void remove(a.agent_id);
-      else {
-        removeButton.dataset.confirm = "1";
-        removeButton.textContent = "Confirm remove";
+      if (confirming) {
+        state.confirming = "";
+        void remove(a.agent_id);
+      } else {
+        state.confirming = `agent:${a.agent_id}`;
+        render();
       }
     });
     return [a.agent_id, a.display_name, a.state.status, a.languages.join(", "), String(a.state.active_tickets.length), el("div", { class: "row" }, edit, removeButton)];

@@ -166,7 +166,9 @@ try {
   const held = await postTicket("Asks for a person after the bot failed");
   await page.locator("#offer-h").waitFor();
   await page.locator("#accept").click();
-  await page.locator(`article[data-ticket="${held}"]`).waitFor();
+  const heldCard = page.locator(`article[data-ticket="${held}"]`);
+  await heldCard.waitFor();
+  await heldCard.getByLabel("Note (optional)").fill("A draft the restart must not lose");
   writeFileSync(RESTART, "");
   await page.getByRole("status").filter({ hasText: "Connection lost" }).waitFor({ timeout: 20_000 });
   await shot("agent-reconnecting");
@@ -177,7 +179,11 @@ try {
   await page.getByRole("status").filter({ hasText: "Connected" }).waitFor({ timeout: 20_000 });
   await page.locator(`article[data-ticket="${held}"]`).waitFor();
   await page.locator("button[data-status=available][aria-pressed=true]").waitFor();
-  await page.locator(`article[data-ticket="${held}"]`).getByRole("button", { name: "Complete" }).click();
+  check(
+    (await heldCard.getByLabel("Note (optional)").inputValue()) === "A draft the restart must not lose",
+    "the note typed before the connection dropped is gone",
+  );
+  await heldCard.getByRole("button", { name: "Complete" }).click();
   await waitTicket(held, "completed");
 
   step = "offers left to lapse make the agent away";

@@ -108,6 +108,7 @@ try {
 
   step = "cancelling from the console reaches the agent";
   await ops.getByRole("button", { name: `Cancel ticket ${second}` }).click();
+  await ops.getByRole("button", { name: `Confirm cancelling ticket ${second}` }).click();
   await ops.locator("#tickets tr", { hasText: second }).filter({ hasText: "cancelled" }).waitFor();
   await agent.locator(".notice", { hasText: "The customer left" }).waitFor();
   await agent.locator(`article[data-ticket="${second}"]`).waitFor({ state: "detached" });
@@ -135,7 +136,7 @@ try {
   await ops.locator("#roster-search").fill("nils");
   check((await ops.locator("#roster tbody tr").count()) === 1, "the search does not filter the roster");
   await ops.getByRole("button", { name: "Remove a-new" }).click();
-  await ops.getByRole("button", { name: "Remove a-new" }).click();
+  await ops.getByRole("button", { name: "Confirm removing a-new" }).click();
   await ops.locator(".notice", { hasText: "Agent a-new removed." }).waitFor();
   await row("a-new").waitFor({ state: "detached" });
   await accessible(ops, "console after edits");
