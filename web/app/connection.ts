@@ -28,6 +28,17 @@ export class Connection {
   start(): void {
     this.stopped = false;
     this.open();
+    // A phone coming back (unlocked, or its network back) reconnects at once rather than at
+    // the next timer: a socket left half-open while asleep may be gone.
+    const wake = () => {
+      if (this.stopped || document.hidden) return;
+      if (this.socket?.readyState === WebSocket.OPEN && navigator.onLine) return;
+      this.attempt = 0;
+      window.clearTimeout(this.timer);
+      this.open();
+    };
+    window.addEventListener("online", wake);
+    document.addEventListener("visibilitychange", wake);
   }
 
   stop(): void {
@@ -45,7 +56,14 @@ export class Connection {
 
   private open(): void {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}/v1/agent/ws`);
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(`${scheme}//${location.host}/v1/agent/ws`);
+    } catch {
+      this.retry();
+      return;
+    }
+    this.socket?.close();
     this.socket = socket;
     this.onState({ kind: "connecting" });
     socket.addEventListener("open", () => {

@@ -335,7 +335,7 @@ function awayCard(): HTMLElement | null {
   return el(
     "section",
     { class: "card warn", role: "alert" },
-    el("p", {}, t("awayExplained", { n: Math.max(state.missed, 1) })),
+    el("p", {}, state.missed > 0 ? t("awayExplained", { n: state.missed }) : t("awayUnknown")),
     back,
   );
 }

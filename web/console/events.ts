@@ -12,14 +12,16 @@ export class EventStream {
   private attempt = 0;
   private abort: AbortController | null = null;
 
-  /** Starts `replaySecs` back, so the console opens with what just happened. */
+  /** Starts `replaySecs` before `serverNow` (the server's clock, not the operator's: stream
+   * ids are the server's milliseconds), so the console opens with what just happened. */
   constructor(
     private readonly token: string,
     private readonly onEvent: (event: LiveEvent) => void,
     private readonly onState: (state: StreamState) => void,
     replaySecs: number,
+    serverNow: number,
   ) {
-    this.lastId = `${Date.now() - replaySecs * 1000}-0`;
+    this.lastId = `${Math.max(0, Math.floor(serverNow - replaySecs * 1000))}-0`;
   }
 
   start(): void {

@@ -147,7 +147,7 @@ async function start(token: string): Promise<void> {
     state.stream = s;
     if (s === "refused") signIn("This token was not accepted.");
     else render();
-  }, 15 * 60);
+  }, 15 * 60, probe.date ?? Date.now());
   stream.start();
   window.clearInterval(poller);
   poller = window.setInterval(() => void loadQueues(), 3000);
@@ -164,6 +164,11 @@ function onEvent(event: LiveEvent): void {
     const ticket = data as unknown as Ticket;
     // Rows keep their place (first seen, newest first), so a button does not move away.
     if (ticket.ticket_id) state.tickets.set(ticket.ticket_id, ticket);
+    // The console keeps the latest 500 tickets: a busy day does not grow the page without end.
+    for (const id of state.tickets.keys()) {
+      if (state.tickets.size <= 500) break;
+      state.tickets.delete(id);
+    }
     if (event.type === "ticket.assigned" || event.type === "ticket.completed" || event.type === "ticket.cancelled") {
       void loadAgents();
     }

@@ -19,7 +19,7 @@ export async function call<T>(
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; body: T | null }> {
+): Promise<{ status: number; body: T | null; date: number | null }> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -34,5 +34,6 @@ export async function call<T>(
   } catch {
     parsed = null;
   }
-  return { status: response.status, body: parsed };
+  const date = Date.parse(response.headers.get("Date") ?? "");
+  return { status: response.status, body: parsed, date: Number.isNaN(date) ? null : date };
 }
