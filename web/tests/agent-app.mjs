@@ -2,51 +2,12 @@
 // (tests/tests/web_app.rs starts them and passes their addresses and tokens in the environment).
 // Exits 0 when every step held; otherwise prints the step that failed and exits 1. Screenshots
 // of each screen go to SCREENSHOTS.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { AxeBuilder } from "@axe-core/playwright";
+import { existsSync, writeFileSync } from "node:fs";
+import { accessible, api, APP, check, env, postTicket, run, SCREENSHOTS } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const APP = env("APP_URL");
-const DISPATCHER = env("DISPATCHER_URL");
 const AGENT_TOKEN = env("AGENT_TOKEN");
-const ESCALATION_TOKEN = env("ESCALATION_TOKEN");
-const SCREENSHOTS = env("SCREENSHOTS");
 // The test restarts the gateway when this file appears, and removes it once it is back.
 const RESTART = `${env("SIGNAL_DIR")}/restart`;
-mkdirSync(SCREENSHOTS, { recursive: true });
-
-let step = "starting";
-const check = (ok, what) => {
-  if (!ok) throw new Error(what);
-};
-
-async function api(method, path, body) {
-  const response = await fetch(`${DISPATCHER}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${ESCALATION_TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function postTicket(summary, context = {}) {
-  const answer = await api("POST", "/v1/tickets", {
-    conversation_id: `conv-${summary.length}-${Date.now()}`,
-    language: "sv",
-    skills: { refunds: 2 },
-    priority: 6,
-    summary,
-    context,
-  });
-  check(answer.status === 201, `ticket posted: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.ticket_id;
-}
 
 async function waitTicket(id, status) {
   for (let i = 0; i < 100; i++) {
@@ -57,31 +18,8 @@ async function waitTicket(id, status) {
   throw new Error(`ticket ${id} never became ${status}`);
 }
 
-async function accessible(page, screen) {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  check(
-    bad.length === 0,
-    `${screen}: axe found ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target).join(" ")}`).join("; ")}`,
-  );
-  return result.violations.length;
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
-const summary = { screens: [], axe_minor: 0 };
-let failed = null;
-try {
+await run(async (browser, step) => {
+  const summary = { screens: [], axe_minor: 0 };
   const context = await browser.newContext({
     viewport: { width: 390, height: 844 },
     isMobile: true,
@@ -100,7 +38,7 @@ try {
     summary.screens.push(name);
   };
 
-  step = "sign in with the token in the fragment";
+  step("sign in with the token in the fragment");
   await page.goto(`${APP}/app/#token=${AGENT_TOKEN}`);
   await page.getByRole("status").filter({ hasText: "Connected" }).waitFor();
   check((await page.evaluate(() => location.hash)) === "", "the token stays in the address bar");
@@ -111,17 +49,17 @@ try {
   await shot("agent-signed-in");
   summary.axe_minor += await accessible(page, "signed in");
 
-  step = "go online";
+  step("go online");
   await page.locator("button[data-status=available]").click();
   await page.locator("button[data-status=available][aria-pressed=true]").waitFor();
   await page.locator("#shift-timer", { hasText: "On shift for" }).waitFor();
 
-  step = "an offer arrives, with a countdown";
+  step("an offer arrives, with a countdown");
   const hostile = "<img src=x onerror=alert(1)>";
   const first = await postTicket("Double charge on order 5521, customer asks for a refund", {
-    transcript_url: "https://example.com/t/5521",
-    customer_note: hostile,
-    customer_tier: "gold",
+    skills: { refunds: 2 },
+    priority: 6,
+    context: { transcript_url: "https://example.com/t/5521", customer_note: hostile, customer_tier: "gold" },
   });
   await page.locator("#offer-h").waitFor();
   const before = await page.locator("#countdown").textContent();
@@ -134,7 +72,7 @@ try {
   await shot("agent-offer");
   summary.axe_minor += await accessible(page, "offer");
 
-  step = "accept, and the context shows as text";
+  step("accept, and the context shows as text");
   await page.locator("#accept").click();
   const card = page.locator(`article[data-ticket="${first}"]`);
   await card.waitFor();
@@ -147,14 +85,14 @@ try {
   await shot("agent-conversation");
   summary.axe_minor += await accessible(page, "conversation");
 
-  step = "complete";
+  step("complete");
   await card.getByLabel("Note (optional)").fill("Refunded the second charge.");
   await card.getByRole("button", { name: "Complete" }).click();
   const done = await waitTicket(first, "completed");
   check(done.outcome === "resolved", `completed as ${done.outcome}`);
   await page.locator("#conversations", { hasText: "No conversations right now." }).waitFor();
 
-  step = "decline with a reason";
+  step("decline with a reason");
   const second = await postTicket("Wants to change the delivery address");
   await page.locator("#offer-h").waitFor();
   await page.locator("#decline-reason").selectOption({ label: "Outside my skills" });
@@ -162,7 +100,7 @@ try {
   await page.locator("#offer-h").waitFor({ state: "detached" });
   await waitTicket(second, "queued");
 
-  step = "the connection drops (the gateway restarts) and comes back";
+  step("the connection drops (the gateway restarts) and comes back");
   const held = await postTicket("Asks for a person after the bot failed");
   await page.locator("#offer-h").waitFor();
   await page.locator("#accept").click();
@@ -186,7 +124,7 @@ try {
   await heldCard.getByRole("button", { name: "Complete" }).click();
   await waitTicket(held, "completed");
 
-  step = "offers left to lapse make the agent away";
+  step("offers left to lapse make the agent away");
   for (const what of ["First lapse", "Second lapse"]) {
     await postTicket(what);
     await page.locator(".summary", { hasText: what }).waitFor();
@@ -196,16 +134,16 @@ try {
   await shot("agent-away");
   summary.axe_minor += await accessible(page, "away");
 
-  step = "one tap back to available";
+  step("one tap back to available");
   await page.getByRole("button", { name: "I'm back — take offers" }).click();
   await page.locator("button[data-status=available][aria-pressed=true]").waitFor();
 
-  step = "today's earnings in the agent's currency";
+  step("today's earnings in the agent's currency");
   await page.locator("#earned", { hasText: "€" }).waitFor();
   await shot("agent-today");
   check(errors.length === 0, `the page reported: ${errors.join("; ")}`);
 
-  step = "another tab takes the connection; this one says so and can take it back";
+  step("another tab takes the connection; this one says so and can take it back");
   const other = await context.newPage();
   await other.goto(`${APP}/app/#token=${AGENT_TOKEN}`);
   await other.getByRole("status").filter({ hasText: "Connected" }).waitFor();
@@ -214,7 +152,7 @@ try {
   await page.getByRole("status").filter({ hasText: "Connected" }).waitFor();
   await other.getByRole("alert").filter({ hasText: "another device or tab" }).waitFor();
 
-  step = "the app speaks Swedish to a Swedish browser";
+  step("the app speaks Swedish to a Swedish browser");
   const swedish = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "sv-SE" });
   const sv = await swedish.newPage();
   await sv.goto(`${APP}/app/`);
@@ -223,13 +161,5 @@ try {
   await sv.screenshot({ path: `${SCREENSHOTS}/agent-sign-in-sv.png`, fullPage: true });
   summary.screens.push("agent-sign-in-sv");
   summary.axe_minor += await accessible(sv, "sign-in");
-} catch (e) {
-  failed = `${step}: ${e.message ?? e}`;
-} finally {
-  await browser.close();
-}
-if (failed) {
-  console.error(failed);
-  process.exit(1);
-}
-console.log(JSON.stringify(summary));
+  return summary;
+});

@@ -1,62 +1,14 @@
 // The operators' console in headless Debian Chromium, beside an agent working in the agents'
 // app (tests/tests/web_app.rs starts the services and passes their addresses and tokens).
 // Exits 0 when every step held; otherwise prints the step that failed and exits 1.
-import { mkdirSync } from "node:fs";
-import { AxeBuilder } from "@axe-core/playwright";
-import { chromium } from "playwright-core";
+import { accessible, api, APP, check, DISPATCHER, env, postTicket, run, SCREENSHOTS } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const APP = env("APP_URL");
-const DISPATCHER = env("DISPATCHER_URL");
 const AGENT = env("AGENT_ID");
 const AGENT_TOKEN = env("AGENT_TOKEN");
 const ADMIN_TOKEN = env("ADMIN_TOKEN");
-const ESCALATION_TOKEN = env("ESCALATION_TOKEN");
-const SCREENSHOTS = env("SCREENSHOTS");
-mkdirSync(SCREENSHOTS, { recursive: true });
 
-let step = "starting";
-const check = (ok, what) => {
-  if (!ok) throw new Error(what);
-};
-
-async function api(method, path, body) {
-  const response = await fetch(`${DISPATCHER}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${ESCALATION_TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function postTicket(summary) {
-  const answer = await api("POST", "/v1/tickets", {
-    conversation_id: `conv-${Date.now()}-${summary.length}`,
-    language: "sv",
-    summary,
-  });
-  check(answer.status === 201, `ticket posted: ${answer.status}`);
-  return answer.body.ticket_id;
-}
-
-async function accessible(page, screen) {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  check(bad.length === 0, `${screen}: axe found ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target).join(" ")}`).join("; ")}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const screens = [];
-let failed = null;
-try {
+await run(async (browser, step) => {
+  const screens = [];
   const consoleContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB" });
   const ops = await consoleContext.newPage();
   const errors = [];
@@ -67,14 +19,14 @@ try {
   };
   const row = (id) => ops.locator("#roster tbody tr", { hasText: id });
 
-  step = "sign in to the console with the token in the fragment";
+  step("sign in to the console with the token in the fragment");
   await ops.goto(`${DISPATCHER}/console/#token=${ADMIN_TOKEN}`);
   await ops.getByRole("status").filter({ hasText: "Live" }).waitFor();
   check((await ops.evaluate(() => location.hash)) === "", "the token stays in the address bar");
   await row(AGENT).filter({ hasText: "offline" }).waitFor();
   check((await ops.locator(".map path").count()) >= 1, "the map draws no geofence");
 
-  step = "the agent appears in the pool when it goes online";
+  step("the agent appears in the pool when it goes online");
   const agentContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, locale: "en-GB" });
   const agent = await agentContext.newPage();
   await agent.goto(`${APP}/app/#token=${AGENT_TOKEN}`);
@@ -86,7 +38,7 @@ try {
   await shot(ops, "console-pool");
   await accessible(ops, "console");
 
-  step = "the queue grows while the agent is on break";
+  step("the queue grows while the agent is on break");
   await agent.locator("button[data-status=break]").click();
   await row(AGENT).filter({ hasText: "break" }).waitFor();
   const first = await postTicket("Refund for a double charge");
@@ -96,7 +48,7 @@ try {
   await ops.locator("#tickets tr", { hasText: first }).filter({ hasText: "queued" }).waitFor();
   await shot(ops, "console-queues");
 
-  step = "the queue drains and the tickets move to assigned";
+  step("the queue drains and the tickets move to assigned");
   await agent.locator("button[data-status=available]").click();
   for (const id of [first, second]) {
     await agent.locator("#accept").click();
@@ -106,7 +58,7 @@ try {
   await sv.filter({ has: ops.locator("td:nth-child(2)", { hasText: /^0$/ }) }).waitFor();
   check((await ops.locator("#tickets tr", { hasText: first }).textContent()).includes(AGENT), "the holder is not shown");
 
-  step = "cancelling from the console reaches the agent";
+  step("cancelling from the console reaches the agent");
   await ops.getByRole("button", { name: `Cancel ticket ${second}` }).click();
   await ops.getByRole("button", { name: `Confirm cancelling ticket ${second}` }).click();
   await ops.locator("#tickets tr", { hasText: second }).filter({ hasText: "cancelled" }).waitFor();
@@ -114,7 +66,7 @@ try {
   await agent.locator(`article[data-ticket="${second}"]`).waitFor({ state: "detached" });
   check((await api("GET", `/v1/tickets/${second}`)).body.status === "cancelled", "the API does not say cancelled");
 
-  step = "a roster edit the API refuses shows its detail, then one it takes";
+  step("a roster edit the API refuses shows its detail, then one it takes");
   await ops.getByRole("button", { name: `Edit ${AGENT}` }).click();
   await ops.locator("#f-languages").fill("sv, xx");
   await ops.getByRole("button", { name: "Save" }).click();
@@ -127,7 +79,7 @@ try {
   await ops.locator(".notice", { hasText: `Agent ${AGENT} saved.` }).waitFor();
   await row(AGENT).filter({ hasText: "fi" }).waitFor();
 
-  step = "search, add and remove an agent";
+  step("search, add and remove an agent");
   await ops.locator("#f-agent_id").fill("a-new");
   await ops.locator("#f-display_name").fill("Nils N.");
   await ops.locator("#f-languages").fill("sv");
@@ -141,13 +93,5 @@ try {
   await row("a-new").waitFor({ state: "detached" });
   await accessible(ops, "console after edits");
   check(errors.length === 0, `the console reported: ${errors.join("; ")}`);
-} catch (e) {
-  failed = `${step}: ${e.message ?? e}`;
-} finally {
-  await browser.close();
-}
-if (failed) {
-  console.error(failed);
-  process.exit(1);
-}
-console.log(JSON.stringify({ screens }));
+  return { screens };
+});
