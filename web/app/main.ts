@@ -4,7 +4,7 @@
 import "../shared/base.css";
 import { Connection, type ConnectionState, type Frame } from "./connection";
 import { locale, t, translate, type WordKey } from "./i18n";
-import { takeToken as tokenFromPage } from "../shared/session";
+import { call, signInForm, takeToken as tokenFromPage } from "../shared/session";
 import { el, formatDuration, localMidnight, money } from "../shared/view";
 
 const TOKEN_KEY = "dispatch.token";
@@ -76,25 +76,8 @@ function signOut(why = ""): void {
 
 function showSignIn(why: string): void {
   connectionPill.textContent = "";
-  const input = el("textarea", { id: "token", rows: "4", autocomplete: "off", spellcheck: "false" });
-  const form = el(
-    "form",
-    { class: "card" },
-    el("h2", {}, t("signInTitle")),
-    el("p", {}, t("signInHelp")),
-    why ? el("p", { class: "error", role: "alert" }, why) : null,
-    el("label", { for: "token" }, t("token")),
-    input,
-    el("button", { type: "submit", class: "primary" }, t("signIn")),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = (input as HTMLTextAreaElement).value.trim();
-    if (!token) return;
-    sessionStorage.setItem(TOKEN_KEY, token);
-    void start(token);
-  });
-  main.replaceChildren(form);
+  const words = { title: t("signInTitle"), help: t("signInHelp"), token: t("token"), submit: t("signIn") };
+  main.replaceChildren(signInForm(TOKEN_KEY, words, why, (token) => void start(token)));
   drawn.clear();
   articles.clear();
 }
@@ -120,14 +103,14 @@ function showReplaced(): void {
   drawn.clear();
 }
 
+/** A GET of the agent's own API: its body, or null (and signed out for a refused token). */
 async function api<T>(path: string): Promise<T | null> {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
-  if (response.status === 401 || response.status === 403) {
+  const answer = await call<T>(state.token, "GET", path);
+  if (answer.status === 401 || answer.status === 403) {
     signOut(t("badToken"));
     return null;
   }
-  if (!response.ok) return null;
-  return (await response.json()) as T;
+  return answer.status === 200 ? answer.body : null;
 }
 
 async function loadProfile(): Promise<boolean> {

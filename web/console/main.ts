@@ -3,7 +3,7 @@
 // Everything from the API is put on the page as text.
 import "../shared/base.css";
 import "./console.css";
-import { call, takeToken } from "../shared/session";
+import { call, signInForm, takeToken } from "../shared/session";
 import { el, formatDuration } from "../shared/view";
 import { EventStream, type LiveEvent, type StreamState } from "./events";
 
@@ -72,24 +72,8 @@ function signIn(why: string): void {
   state.token = "";
   sessionStorage.removeItem(TOKEN_KEY);
   pill.textContent = "";
-  const input = el("textarea", { id: "token", rows: "4", autocomplete: "off", spellcheck: "false" }) as HTMLTextAreaElement;
-  const form = el(
-    "form",
-    { class: "card" },
-    el("h2", {}, "Sign in"),
-    el("p", {}, "Paste an operator's token (role admin)."),
-    why ? el("p", { class: "error", role: "alert" }, why) : null,
-    el("label", { for: "token" }, "Token"),
-    input,
-    el("button", { type: "submit", class: "primary" }, "Sign in"),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!input.value.trim()) return;
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-    void start(input.value.trim());
-  });
-  main.replaceChildren(form);
+  const words = { title: "Sign in", help: "Paste an operator's token (role admin).", token: "Token", submit: "Sign in" };
+  main.replaceChildren(signInForm(TOKEN_KEY, words, why, (token) => void start(token)));
 }
 
 let agentsLoading: Promise<void> | null = null;
