@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 use shared::domain::Timestamp;
 use shared::protocol::Push;
@@ -116,11 +115,12 @@ impl Subscription {
 }
 
 /// Delivers the pushes for this instance's agents to the hub until `shutdown`, resubscribing
-/// after errors: those on its own channel (`Keys::push_gateway`), frames ready to send or, from
-/// an older build's functions, JSON; and those on the channel every gateway reads, where a
-/// dispatcher of a build older still, or one pushing for an agent that connected through such a
-/// gateway, sends them. Pushes published while the subscription is broken are lost, so once it
-/// is back every connection is sent its state again ([`Hub::resync_all`]).
+/// after errors: those on its own sharded channel (`Keys::push_gateway`), frames ready to send
+/// (`SPUBLISH`: on a Redis Cluster they stay on the namespace's shard); and, from the functions
+/// of older builds during a rolling deploy, those published with `PUBLISH` on its own channel
+/// (frames, or JSON) and on the channel every gateway reads. Pushes published while the
+/// subscription is broken are lost, so once it is back every connection is sent its state
+/// again ([`Hub::resync_all`]).
 pub async fn subscribe(
     store: Store,
     hub: Hub,
@@ -128,63 +128,53 @@ pub async fn subscribe(
     live: Subscription,
     shutdown: CancellationToken,
 ) {
-    let channels = [
-        store.keys().push_channel(),
-        store.keys().push_gateway(&instance),
-    ];
+    let own = store.keys().push_gateway(&instance);
+    let sharded = [own.clone()];
+    let plain = [store.keys().push_channel(), own];
     let mut backoff = Duration::from_millis(100);
     let mut resubscribed = false;
     let mut primary = store.primary_changes();
     while !shutdown.is_cancelled() {
         primary.borrow_and_update();
-        let pubsub = match store.client() {
-            Ok(client) => client.get_async_pubsub().await.map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
-        match pubsub {
-            Ok(mut pubsub) => {
-                if let Err(e) = pubsub.subscribe(&channels).await {
-                    tracing::warn!(error = %e, "cannot subscribe to pushes");
-                } else {
-                    backoff = Duration::from_millis(100);
-                    live.set(true);
-                    if resubscribed {
-                        // What was published meanwhile is lost: each client gets its offer and
-                        // assignments again, as they are now.
-                        tracing::warn!(
-                            "push subscription back; sending each connection its state again"
-                        );
-                        hub.resync_all(true).await;
-                    }
-                    resubscribed = true;
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            // After a failover, what is published goes to the new primary.
-                            _ = primary.changed() => break,
-                            msg = messages.next() => match msg {
-                                None => break,
-                                Some(msg) => match Delivery::parse(msg.get_payload_bytes()) {
-                                    Ok(delivery) => hub.deliver(delivery).await,
-                                    Err(e) => tracing::error!(error = %e, "unreadable push"),
-                                },
-                            }
-                        }
-                    }
-                    live.set(false);
-                    // Dropped by a primary that went away: have the Sentinels asked now.
-                    let lost = std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "push subscription lost",
-                    );
-                    store.connection_failed(&StoreError::Unavailable(lost.into()));
-                    tracing::warn!("push subscription lost; resubscribing");
-                }
-            }
+        match store.subscribe(&sharded, &plain).await {
             Err(e) => {
                 store.connection_failed(&e);
                 tracing::debug!(error = %e, "redis unavailable for pushes");
+            }
+            Ok(mut messages) => {
+                backoff = Duration::from_millis(100);
+                live.set(true);
+                if resubscribed {
+                    // What was published meanwhile is lost: each client gets its offer and
+                    // assignments again, as they are now.
+                    tracing::warn!(
+                        "push subscription back; sending each connection its state again"
+                    );
+                    hub.resync_all(true).await;
+                }
+                resubscribed = true;
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        // After a failover, what is published goes to the new primary.
+                        _ = primary.changed() => break,
+                        msg = messages.next() => match msg {
+                            None => break,
+                            Some(msg) => match Delivery::parse(&msg.payload) {
+                                Ok(delivery) => hub.deliver(delivery).await,
+                                Err(e) => tracing::error!(error = %e, "unreadable push"),
+                            },
+                        }
+                    }
+                }
+                live.set(false);
+                // Dropped by a primary that went away: have it asked for now.
+                let lost = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "push subscription lost",
+                );
+                store.connection_failed(&StoreError::Unavailable(lost.into()));
+                tracing::warn!("push subscription lost; resubscribing");
             }
         }
         tokio::select! {

@@ -132,10 +132,12 @@ function Shift.connect(keys, args)
   end
   redis.call('ZREM', K.key(P, 'grace'), aid)
   a.connected, a.conn, a.inst = '1', conn, inst
-  -- What the gateway reads (`U.push`): `args[6]` is '2' for frames on its own channel, '1' for
-  -- pushes as JSON there (an older gateway), nothing for the channel every gateway reads.
+  -- What the gateway reads (`U.push`): `args[6]` is '3' for frames on its own sharded channel,
+  -- '2' for frames on its own plain channel, '1' for pushes as JSON there (older gateways),
+  -- nothing for the channel every gateway reads (older still).
   a.pinst = ''
-  if args[6] == '2' then a.pinst = inst .. ' frames' elseif args[6] == '1' then a.pinst = inst end
+  local reads = {['3'] = ' sharded', ['2'] = ' frames', ['1'] = ''}
+  if reads[args[6]] then a.pinst = inst .. reads[args[6]] end
   redis.call('SADD', K.key(P, 'gateway_conns', inst), aid)
   Agent.reindex(P, aid, a, {'connected', '1', 'conn', conn, 'inst', inst, 'pinst', a.pinst,
     'last_seen', U.fmt(now)})

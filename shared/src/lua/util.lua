@@ -116,14 +116,17 @@ U.FRAMES = {
 }
 
 -- Publishes `msg` (a shared/src/protocol.rs `Push` as a table; an offer's `skills` as the stored
--- JSON text) for agent `a`'s gateway. `pinst` says what that gateway reads: `<inst> frames`, the
--- frame ready to send behind a line of routing (`Push::frame` reads it: "f1", agent, kind, then
--- the offer and its deadline or the connection and its close code), on the gateway's own
--- channel; `<inst>` (an older gateway), the `Push` as JSON on its own channel; empty (older
--- still), the JSON on the channel every gateway reads.
+-- JSON text) for agent `a`'s gateway. `pinst` says what that gateway reads: `<inst> sharded`,
+-- the frame ready to send behind a line of routing (`Push::frame` reads it: "f1", agent, kind,
+-- then the offer and its deadline or the connection and its close code), on the gateway's own
+-- sharded channel (SPUBLISH: on a Redis Cluster it stays on the namespace's shard);
+-- `<inst> frames` (the build before), the same on its plain channel; `<inst>` (older), the
+-- `Push` as JSON on its own channel; empty (older still), the JSON on the channel every gateway
+-- reads.
 function U.push(P, a, msg)
   if a and not U.blank(a.inst) then
-    if a.pinst == a.inst .. ' frames' then
+    local sharded = a.pinst == a.inst .. ' sharded'
+    if sharded or a.pinst == a.inst .. ' frames' then
       local head, body = {'f1', msg.agent, msg.kind, '', ''}, ''
       if msg.kind == 'close' then
         head[4], head[5] = msg.conn, U.fmt(msg.code)
@@ -132,7 +135,8 @@ function U.push(P, a, msg)
         body = U.FRAMES[msg.kind](msg)
       end
       head[6] = body
-      redis.call('PUBLISH', K.key(P, 'push_gateway', a.inst), table.concat(head, '\n'))
+      redis.call(sharded and 'SPUBLISH' or 'PUBLISH', K.key(P, 'push_gateway', a.inst),
+        table.concat(head, '\n'))
       return
     end
   end

@@ -1,110 +1,35 @@
-//! Where a store's commands go: one Redis named by its URL, or whichever primary the Sentinels
-//! of a `redis+sentinel://` URL name now (API.md §11), followed through failovers.
+//! Where a store's commands go: one Redis named by its URL, whichever primary the Sentinels of
+//! a `redis+sentinel://` URL name now, or the primary that owns the namespace's slot on a
+//! `redis+cluster://` URL (API.md §11), followed through failovers.
 //!
 //! A [`Primary`] knows the current primary's client and counts how often it changed (its
 //! epoch). Each [`Link`] (the store's connection, and each one made by `with_own_connection`)
 //! keeps a lazily reconnecting manager built for one epoch and builds a new one when the epoch
-//! moves. With Sentinels, a task asks them every [`RECHECK`] which primary they name, and at once
-//! when a command fails the way a demoted or dead primary fails (`READONLY`, refused, dropped).
-//! [`Conn`] is what callers hold: it finds the link's manager per command, so a loop that keeps
-//! a connection for hours still follows a failover.
+//! moves. With Sentinels or a cluster, a task asks them every [`RECHECK`] which primary it is,
+//! and at once when a command fails the way a demoted or dead primary fails (`READONLY`,
+//! refused, dropped, `CLUSTERDOWN`). A cluster's `MOVED` (the namespace's slot went to another
+//! shard) is followed at once and the command sent again there: the node that answered `MOVED`
+//! did not run it. [`Conn`] is what callers hold: it finds the link's manager per command, so a
+//! loop that keeps a connection for hours still follows a failover.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
+
+use std::future::Future;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{watch, Notify};
 
+pub use super::address::Address;
+use super::cluster::Shard;
+
 /// How often the Sentinels are asked which primary they name, when nothing failed meanwhile.
 pub const RECHECK: Duration = Duration::from_secs(1);
-/// How long one question to the Sentinels may take.
+/// How long one question to the Sentinels (or the cluster's nodes) may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Where a store's Redis is, as `REDIS_URL` says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Address {
-    /// One server: `redis://`, `rediss://`, `redis+unix://` or `unix://`.
-    Direct(String),
-    /// The primary the Sentinels call `master`:
-    /// `redis+sentinel://[user:password@]host:port,host:port/<master>[/<db>]`. The credentials
-    /// and database are the Redis servers'; the Sentinels are asked without.
-    Sentinel {
-        /// `host:port` of each Sentinel (port 26379 where none is given).
-        sentinels: Vec<String>,
-        /// The name the Sentinels monitor the primary by.
-        master: String,
-        /// `user:password` for the primary, as written (percent-encoded).
-        userinfo: Option<String>,
-        /// The database number.
-        db: u32,
-    },
-}
-
-impl Address {
-    /// Reads `REDIS_URL`; the error says what is wrong with it.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        if ["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
-            return Ok(Self::Direct(url.to_owned()));
-        }
-        let Some(rest) = url.strip_prefix("redis+sentinel://") else {
-            return Err(format!(
-                "{url:?} is not a redis://, rediss:// or redis+sentinel:// URL"
-            ));
-        };
-        let (userinfo, rest) = match rest.rsplit_once('@') {
-            Some((userinfo, rest)) => (Some(userinfo.to_owned()), rest),
-            None => (None, rest),
-        };
-        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut sentinels = Vec::new();
-        for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-            let (name, port) = match host.rsplit_once(':') {
-                Some((name, port)) => (
-                    name,
-                    port.parse::<u16>()
-                        .map_err(|_| format!("{host:?}: the port is not a number"))?,
-                ),
-                None => (host, 26379),
-            };
-            if name.is_empty() {
-                return Err(format!("{host:?}: no host name"));
-            }
-            sentinels.push(format!("{name}:{port}"));
-        }
-        if sentinels.is_empty() {
-            return Err("a redis+sentinel:// URL names no Sentinel".to_owned());
-        }
-        let mut path = path.split('/');
-        let master = path.next().unwrap_or_default().to_owned();
-        if master.is_empty() {
-            return Err(
-                "a redis+sentinel:// URL ends with /<master-name>, the name the Sentinels monitor"
-                    .to_owned(),
-            );
-        }
-        let db = match path.next() {
-            None | Some("") => 0,
-            Some(db) => db
-                .parse()
-                .map_err(|_| format!("{db:?} is not a database number"))?,
-        };
-        if path.next().is_some() {
-            return Err("a redis+sentinel:// URL has at most /<master-name>/<db>".to_owned());
-        }
-        Ok(Self::Sentinel {
-            sentinels,
-            master,
-            userinfo,
-            db,
-        })
-    }
-}
 
 /// How every manager connects, answers and reconnects.
 fn manager_config() -> ConnectionManagerConfig {
@@ -124,21 +49,58 @@ pub(crate) struct Primary {
     /// The same, for those who wait for a change (the push subscription).
     changes: watch::Sender<u64>,
     /// Absent for a direct URL.
-    sentinel: Option<Follower>,
+    follower: Option<Follower>,
 }
 
 struct Follower {
-    client: tokio::sync::Mutex<SentinelClient>,
-    master: String,
+    source: Source,
     /// Ask now: a command failed as on a demoted or dead primary.
     wake: Notify,
     started: AtomicBool,
 }
 
+/// Who is asked which server is the primary.
+enum Source {
+    Sentinel {
+        client: tokio::sync::Mutex<SentinelClient>,
+        master: String,
+    },
+    Cluster(Shard),
+}
+
+impl Source {
+    /// Which primary, for logs: the Sentinels' master name or the cluster's slot.
+    fn label(&self) -> String {
+        match self {
+            Self::Sentinel { master, .. } => master.clone(),
+            Self::Cluster(shard) => shard.label(),
+        }
+    }
+
+    async fn ask(&self) -> Result<redis::Client, String> {
+        match self {
+            Self::Sentinel { client, .. } => {
+                let mut client = client.lock().await;
+                client.async_get_client().await.map_err(|e| e.to_string())
+            }
+            Self::Cluster(shard) => shard.owner().await,
+        }
+    }
+}
+
 impl Primary {
-    pub(crate) fn open(address: &Address) -> RedisResult<Arc<Self>> {
-        let (current, sentinel) = match address {
+    /// The primary of `address`; on a cluster, the one owning `slot`.
+    pub(crate) fn open(address: &Address, slot: u16) -> RedisResult<Arc<Self>> {
+        let (current, source) = match address {
             Address::Direct(url) => (Some(redis::Client::open(url.as_str())?), None),
+            Address::Cluster { nodes, userinfo } => (
+                None,
+                Some(Source::Cluster(Shard::new(
+                    nodes,
+                    userinfo.as_deref(),
+                    slot,
+                ))),
+            ),
             Address::Sentinel {
                 sentinels,
                 master,
@@ -158,20 +120,22 @@ impl Primary {
                     Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node)),
                     SentinelServerType::Master,
                 )?;
-                let follower = Follower {
+                let source = Source::Sentinel {
                     client: tokio::sync::Mutex::new(client),
                     master: master.clone(),
-                    wake: Notify::new(),
-                    started: AtomicBool::new(false),
                 };
-                (None, Some(follower))
+                (None, Some(source))
             }
         };
         Ok(Arc::new(Self {
             current: RwLock::new(current),
             epoch: AtomicU64::new(0),
             changes: watch::channel(0).0,
-            sentinel,
+            follower: source.map(|source| Follower {
+                source,
+                wake: Notify::new(),
+                started: AtomicBool::new(false),
+            }),
         }))
     }
 
@@ -185,7 +149,7 @@ impl Primary {
             .ok_or_else(|| {
                 RedisError::from(std::io::Error::new(
                     std::io::ErrorKind::NotConnected,
-                    "no Sentinel has named the primary yet",
+                    "the primary is not known yet (no Sentinel or cluster node has named it)",
                 ))
             })
     }
@@ -200,24 +164,54 @@ impl Primary {
         self.changes.subscribe()
     }
 
-    /// Told of every failed command: one that a demoted or unreachable primary would fail has
-    /// the Sentinels asked again at once.
+    /// Told of every failed command: one that a demoted or unreachable primary would fail (or,
+    /// on a cluster, a slot that moved or a shard that is down) has the primary asked for again
+    /// at once.
     pub(crate) fn failed(&self, e: &RedisError) {
-        let Some(follower) = &self.sentinel else {
+        let Some(follower) = &self.follower else {
             return;
         };
         if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_timeout()
-            || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+            || matches!(
+                e.code(),
+                Some(
+                    "READONLY"
+                        | "MASTERDOWN"
+                        | "LOADING"
+                        | "MOVED"
+                        | "ASK"
+                        | "CLUSTERDOWN"
+                        | "TRYAGAIN"
+                )
+            )
         {
             follower.wake.notify_one();
         }
     }
 
+    /// On a cluster, a `MOVED` reply names the node that owns the namespace's slot now: it is
+    /// followed at once. True if the command should be sent again (to that node).
+    fn moved(&self, e: &RedisError) -> bool {
+        let Some(Source::Cluster(shard)) = self.follower.as_ref().map(|f| &f.source) else {
+            return false;
+        };
+        let Some((node, _)) = e.redirect_node().filter(|_| e.code() == Some("MOVED")) else {
+            return false;
+        };
+        match shard.client(node) {
+            Ok(client) => {
+                self.found(client, &shard.label());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn follow(self: &Arc<Self>) {
-        let Some(follower) = &self.sentinel else {
+        let Some(follower) = &self.follower else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -229,8 +223,9 @@ impl Primary {
         runtime.spawn(follow(Arc::downgrade(self)));
     }
 
-    /// Records the client Sentinels named, if it is a different server.
-    fn found(&self, client: redis::Client, master: &str) {
+    /// Records the primary found (named by the Sentinels, or owning the slot), if it is a
+    /// different server.
+    fn found(&self, client: redis::Client, of: &str) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let address = client.get_connection_info().addr().clone();
         if current
@@ -240,12 +235,12 @@ impl Primary {
             return;
         }
         match &*current {
-            None => tracing::info!(%address, master, "Sentinel names the primary"),
+            None => tracing::info!(%address, of, "found the primary"),
             Some(old) => tracing::warn!(
                 from = %old.get_connection_info().addr(),
                 to = %address,
-                master,
-                "failover: Sentinel names a new primary; following it"
+                of,
+                "failover: a new primary; following it"
             ),
         }
         *current = Some(client);
@@ -255,30 +250,27 @@ impl Primary {
     }
 }
 
-/// Asks the Sentinels which primary they name, every [`RECHECK`] and whenever a command failed
-/// as on a lost primary (at most every 100 ms), until every store of this primary is dropped
-/// (then within one [`RECHECK`]).
+/// Asks the Sentinels (or the cluster's nodes) which server is the primary, every [`RECHECK`]
+/// and whenever a command failed as on a lost primary (at most every 100 ms), until every store
+/// of this primary is dropped (then within one [`RECHECK`]).
 async fn follow(primary: Weak<Primary>) {
     let mut complained = false;
     loop {
         let Some(me) = primary.upgrade() else { return };
-        let Some(follower) = &me.sentinel else { return };
-        let asked = {
-            let mut client = follower.client.lock().await;
-            tokio::time::timeout(ASK_TIMEOUT, client.async_get_client()).await
-        };
-        match asked {
+        let Some(follower) = &me.follower else { return };
+        let of = follower.source.label();
+        match tokio::time::timeout(ASK_TIMEOUT, follower.source.ask()).await {
             Ok(Ok(client)) => {
                 complained = false;
-                me.found(client, &follower.master);
+                me.found(client, &of);
             }
-            Ok(Err(e)) if !complained => {
+            Ok(Err(error)) if !complained => {
                 complained = true;
-                tracing::warn!(error = %e, master = follower.master, "Sentinels name no primary that answers");
+                tracing::warn!(%error, of, "no primary that answers is named");
             }
             Err(_) if !complained => {
                 complained = true;
-                tracing::warn!(master = follower.master, "Sentinels did not answer in time");
+                tracing::warn!(of, "asked which server is the primary: no answer in time");
             }
             _ => {}
         }
@@ -329,6 +321,25 @@ impl Link {
         *slot = Some((epoch, manager.clone()));
         Ok(manager)
     }
+
+    /// Sends with `send` on the current primary's manager; after a `MOVED`, once more on the
+    /// node it names. Failures tell the primary's follower.
+    async fn send<T, F, Fut>(&self, send: F) -> RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut answer = send(self.manager()?).await;
+        if let Err(e) = &answer {
+            if self.primary.moved(e) {
+                answer = send(self.manager()?).await;
+            }
+        }
+        if let Err(e) = &answer {
+            self.primary.failed(e);
+        }
+        answer
+    }
 }
 
 /// A store's connection as callers hold it: each command goes to the current primary.
@@ -345,14 +356,10 @@ impl Conn {
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let mut manager = self.link.manager()?;
-            let answer = manager.req_packed_command(cmd).await;
-            if let Err(e) = &answer {
-                self.link.primary.failed(e);
-            }
-            answer
-        })
+        Box::pin(
+            self.link
+                .send(move |mut manager| async move { manager.req_packed_command(cmd).await }),
+        )
     }
 
     fn req_packed_commands<'a>(
@@ -361,58 +368,12 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let mut manager = self.link.manager()?;
-            let answer = manager.req_packed_commands(pipeline, offset, count).await;
-            if let Err(e) = &answer {
-                self.link.primary.failed(e);
-            }
-            answer
-        })
+        Box::pin(self.link.send(move |mut manager| async move {
+            manager.req_packed_commands(pipeline, offset, count).await
+        }))
     }
 
     fn get_db(&self) -> i64 {
         self.link.manager().map_or(0, |manager| manager.get_db())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Address;
-
-    #[test]
-    fn sentinel_urls_are_read_or_refused_with_a_reason() {
-        assert_eq!(
-            Address::parse("redis+sentinel://a:26380,b/mymaster"),
-            Ok(Address::Sentinel {
-                sentinels: vec!["a:26380".into(), "b:26379".into()],
-                master: "mymaster".into(),
-                userinfo: None,
-                db: 0,
-            })
-        );
-        assert_eq!(
-            Address::parse("redis+sentinel://:p%40ss@a:1/m/3"),
-            Ok(Address::Sentinel {
-                sentinels: vec!["a:1".into()],
-                master: "m".into(),
-                userinfo: Some(":p%40ss".into()),
-                db: 3,
-            })
-        );
-        assert_eq!(
-            Address::parse("redis://x:1/2"),
-            Ok(Address::Direct("redis://x:1/2".into()))
-        );
-        for (url, says) in [
-            ("redis+sentinel://a:1", "master-name"),
-            ("redis+sentinel:///m", "names no Sentinel"),
-            ("redis+sentinel://a:x/m", "port"),
-            ("redis+sentinel://a/m/zero", "database"),
-            ("http://a", "not a redis://"),
-        ] {
-            let error = Address::parse(url).expect_err(url);
-            assert!(error.contains(says), "{url}: {error}");
-        }
     }
 }

@@ -8,10 +8,13 @@
 //! stays up while Redis is away; calls fail with [`StoreError::Unavailable`] meanwhile, which
 //! handlers turn into 503s and `error` frames.
 
+mod address;
+mod cluster;
 mod hooks;
 pub mod library;
 pub mod link;
 mod ops;
+mod pushes;
 mod read;
 pub mod reply;
 mod visibility;
@@ -25,10 +28,12 @@ use tokio::sync::watch;
 use crate::error::ErrorCode;
 use crate::keys::Keys;
 
+pub use cluster::slot;
 pub use hooks::{Attempted, Claimed, NewDelivery};
 pub use library::{library, library_version, Function};
 pub use link::{Address, Conn};
 pub use ops::{NewTicketFields, ProfileFields};
+pub use pushes::{Message, Subscription};
 pub use read::{assigned_frame, pairs, Session};
 pub use reply::{
     ConnectReply, CreatedTicket, Expired, Failed, FromReply, GraceEnded, Routed, StatusNow,
@@ -68,7 +73,8 @@ pub enum StoreError {
 /// now"): out of memory, a read-only replica (a demoted primary), a script running too long,
 /// loading its data, a replica whose primary is down, fewer replicas than
 /// `min-replicas-to-write`, a failed snapshot that stops writes, and Redis Cluster's
-/// resharding and outage.
+/// resharding (`TRYAGAIN`; `ASK` while the namespace's slot migrates; `MOVED` when even the
+/// node a `MOVED` named does not own it) and outage.
 pub const CANNOT_WRITE_NOW: &[&str] = &[
     "OOM",
     "READONLY",
@@ -79,6 +85,8 @@ pub const CANNOT_WRITE_NOW: &[&str] = &[
     "MISCONF",
     "TRYAGAIN",
     "CLUSTERDOWN",
+    "ASK",
+    "MOVED",
 ];
 
 impl From<redis::RedisError> for StoreError {
@@ -173,11 +181,12 @@ impl Store {
         let address = Address::parse(url).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "REDIS_URL", e))
         })?;
-        let link = link::Link::new(link::Primary::open(&address)?);
+        let keys = Keys::new(namespace);
+        let link = link::Link::new(link::Primary::open(&address, slot(keys.prefix()))?);
         Ok(Self {
             connections: Arc::new(Mutex::new(vec![link.clone()])),
             link,
-            keys: Keys::new(namespace),
+            keys,
             offer_timeout: DEFAULT_OFFER_TIMEOUT,
             min_replicas: 0,
             lendable: Arc::new(Mutex::new(Vec::new())),

@@ -354,11 +354,11 @@ impl Store {
         instance: &str,
     ) -> Result<ConnectReply, StoreError> {
         let next = self.next_offer();
-        // This build's gateways read frames ready to send on their own push channel
-        // (`Keys::push_gateway`, `U.push`).
+        // This build's gateways read frames ready to send on their own sharded push channel
+        // (`Keys::push_gateway`, `U.push`, `Store::subscribe`).
         self.call(
             Function::Connect,
-            &[agent.as_str(), conn, instance, &next[0], &next[1], "2"],
+            &[agent.as_str(), conn, instance, &next[0], &next[1], "3"],
         )
         .await
     }

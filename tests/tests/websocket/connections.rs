@@ -226,7 +226,6 @@ async fn replacing_connections_across_two_gateways_never_drops_the_agent_or_its_
 
 #[tokio::test]
 async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
-    use futures_util::StreamExt;
     let app = two_gateways().await;
     let mut one = app.available_agent("a-1", &agent_profile()).await;
     let mut conn = app.redis().await;
@@ -239,19 +238,15 @@ async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
         .expect("the agent's gateway");
     assert_eq!(
         pinst,
-        format!("{inst} frames"),
-        "a gateway of this build reads frames on a channel of its own"
+        format!("{inst} sharded"),
+        "a gateway of this build reads frames on a sharded channel of its own"
     );
-    let mut pubsub = redis::Client::open(e2e::REDIS_URL)
-        .expect("a Redis URL")
-        .get_async_pubsub()
-        .await
-        .expect("pubsub");
-    pubsub
-        .subscribe(&[keys.push_channel(), keys.push_gateway(&inst)])
+    let store = shared::store::Store::open(e2e::REDIS_URL, &app.namespace).expect("a store");
+    let channels = [keys.push_channel(), keys.push_gateway(&inst)];
+    let mut messages = store
+        .subscribe(&channels, &channels)
         .await
         .expect("subscribed");
-    let mut messages = pubsub.on_message();
 
     let id = app
         .new_ticket(&ticket("sv", json!({"refunds": 3}), 5))
@@ -263,15 +258,19 @@ async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
         .expect("a push was published")
         .expect("the subscription is open");
     assert_eq!(
-        msg.get_channel_name(),
+        msg.channel,
         keys.push_gateway(&inst),
         "the offer went on the gateway's channel, not the one every gateway reads"
     );
     assert!(
-        msg.get_payload_bytes().starts_with(b"f1\n"),
+        msg.sharded,
+        "published with SPUBLISH, to stay on a cluster's shard"
+    );
+    assert!(
+        msg.payload.starts_with(b"f1\n"),
         "the push is a frame ready to send"
     );
-    let delivery = Delivery::parse(msg.get_payload_bytes()).expect("a readable push");
+    let delivery = Delivery::parse(&msg.payload).expect("a readable push");
     let Outbound::Frame { text, offer_id } = delivery.out else {
         panic!("an offer frame was expected: {delivery:?}");
     };
@@ -282,8 +281,9 @@ async fn pushes_go_on_the_channel_of_the_agents_gateway_only() {
 }
 
 /// During a rolling deploy an agent may be recorded as connected through an older gateway: one
-/// that reads JSON pushes on its own channel (`pinst` is its instance), or one older still that
-/// reads the channel every gateway reads (`pinst` empty). This build's functions publish for
+/// that reads frames on its own plain (not sharded) channel (`pinst` is `<instance> frames`),
+/// one that reads JSON pushes there (`pinst` is its instance), or one older still that reads
+/// the channel every gateway reads (`pinst` empty). This build's functions publish for
 /// each what it reads, and this build's gateway, which the agent is really connected to, reads
 /// both: the agent gets the same frames.
 #[tokio::test]
@@ -293,7 +293,7 @@ async fn pushes_for_agents_recorded_by_older_gateways_still_arrive() {
     let mut conn = app.redis().await;
     let keys = shared::keys::Keys::new(&app.namespace);
     let inst = gateway_of(&app, "a-1").await;
-    for pinst in [inst.clone(), String::new()] {
+    for pinst in [format!("{inst} frames"), inst.clone(), String::new()] {
         let _: () = redis::cmd("HSET")
             .arg(keys.agent("a-1"))
             .arg("pinst")
