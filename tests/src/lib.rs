@@ -15,9 +15,11 @@ mod agent;
 mod checkers;
 pub mod commands;
 pub mod direct;
+pub mod failover;
 pub mod hooks;
 mod http;
 pub mod receiver;
+pub mod redis_cluster;
 pub mod redis_server;
 pub use agent::{exact_frame, handshake, try_handshake, ws_url, AgentClient, Closed, Ws};
 pub use checkers::{node, python, run, venv_program};
@@ -360,7 +362,16 @@ pub async fn drop_namespace(namespace: &str) {
 /// `redis_url` (a private one, or its Sentinels) with `REDIS_MIN_REPLICAS=min_replicas`; not
 /// waited for ([`wait_readyz`]).
 pub async fn spawn_on(redis_url: &str, min_replicas: u32, dispatchers: usize) -> TestApp {
-    let namespace = fresh_namespace();
+    spawn_in(redis_url, fresh_namespace(), min_replicas, dispatchers).await
+}
+
+/// [`spawn_on`] in `namespace` (on a cluster, one placed on a chosen shard).
+pub async fn spawn_in(
+    redis_url: &str,
+    namespace: String,
+    min_replicas: u32,
+    dispatchers: usize,
+) -> TestApp {
     let mut s = settings(&Options::default(), &namespace);
     s.redis_url = redis_url.to_owned();
     s.redis_min_replicas = min_replicas;

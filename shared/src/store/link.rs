@@ -54,6 +54,8 @@ pub(crate) struct Primary {
 
 struct Follower {
     source: Source,
+    /// Whether it was asked once (whatever the answer).
+    asked: watch::Sender<bool>,
     /// Ask now: a command failed as on a demoted or dead primary.
     wake: Notify,
     started: AtomicBool,
@@ -62,7 +64,7 @@ struct Follower {
 /// Who is asked which server is the primary.
 enum Source {
     Sentinel {
-        client: tokio::sync::Mutex<SentinelClient>,
+        client: Box<tokio::sync::Mutex<SentinelClient>>,
         master: String,
     },
     Cluster(Shard),
@@ -121,7 +123,7 @@ impl Primary {
                     SentinelServerType::Master,
                 )?;
                 let source = Source::Sentinel {
-                    client: tokio::sync::Mutex::new(client),
+                    client: Box::new(tokio::sync::Mutex::new(client)),
                     master: master.clone(),
                 };
                 (None, Some(source))
@@ -133,6 +135,7 @@ impl Primary {
             changes: watch::channel(0).0,
             follower: source.map(|source| Follower {
                 source,
+                asked: watch::channel(false).0,
                 wake: Notify::new(),
                 started: AtomicBool::new(false),
             }),
@@ -152,6 +155,17 @@ impl Primary {
                     "the primary is not known yet (no Sentinel or cluster node has named it)",
                 ))
             })
+    }
+
+    /// Waits (at most [`ASK_TIMEOUT`]) until the Sentinels or the cluster were first asked: a
+    /// store's first commands, sent before that, wait for the answer rather than fail.
+    async fn asked(self: &Arc<Self>) {
+        let Some(follower) = &self.follower else {
+            return;
+        };
+        self.follow();
+        let mut asked = follower.asked.subscribe();
+        let _ = tokio::time::timeout(ASK_TIMEOUT, asked.wait_for(|asked| *asked)).await;
     }
 
     /// How many times the primary changed.
@@ -259,11 +273,15 @@ async fn follow(primary: Weak<Primary>) {
         let Some(me) = primary.upgrade() else { return };
         let Some(follower) = &me.follower else { return };
         let of = follower.source.label();
-        match tokio::time::timeout(ASK_TIMEOUT, follower.source.ask()).await {
-            Ok(Ok(client)) => {
-                complained = false;
-                me.found(client, &of);
-            }
+        let answer = tokio::time::timeout(ASK_TIMEOUT, follower.source.ask()).await;
+        if let Ok(Ok(client)) = &answer {
+            me.found(client.clone(), &of);
+        }
+        follower
+            .asked
+            .send_if_modified(|asked| !std::mem::replace(asked, true));
+        match answer {
+            Ok(Ok(_)) => complained = false,
             Ok(Err(error)) if !complained => {
                 complained = true;
                 tracing::warn!(%error, of, "no primary that answers is named");
@@ -323,23 +341,47 @@ impl Link {
     }
 
     /// Sends with `send` on the current primary's manager; after a `MOVED`, once more on the
-    /// node it names. Failures tell the primary's follower.
-    async fn send<T, F, Fut>(&self, send: F) -> RedisResult<T>
+    /// node it names. Failures, and the server's errors among the replies (`refusal` finds
+    /// them: the manager hands those over as values), tell the primary's follower.
+    async fn send<T, F, Fut>(
+        &self,
+        send: F,
+        refusal: fn(&T) -> Option<RedisError>,
+    ) -> RedisResult<T>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        self.primary.asked().await;
+        let failure = |answer: &RedisResult<T>| match answer {
+            Err(e) => Some(e.clone()),
+            Ok(value) => refusal(value),
+        };
         let mut answer = send(self.manager()?).await;
-        if let Err(e) = &answer {
-            if self.primary.moved(e) {
+        if let Some(e) = failure(&answer) {
+            if self.primary.moved(&e) {
                 answer = send(self.manager()?).await;
             }
         }
-        if let Err(e) = &answer {
-            self.primary.failed(e);
+        if let Some(e) = failure(&answer) {
+            self.primary.failed(&e);
         }
         answer
     }
+}
+
+/// The server's error, if `value` is one.
+fn refused(value: &Value) -> Option<RedisError> {
+    match value {
+        Value::ServerError(e) => Some(e.clone().into()),
+        _ => None,
+    }
+}
+
+/// The first server error among a pipeline's replies.
+#[allow(clippy::ptr_arg)] // the type of the pipeline's replies
+fn refused_any(values: &Vec<Value>) -> Option<RedisError> {
+    values.iter().find_map(refused)
 }
 
 /// A store's connection as callers hold it: each command goes to the current primary.
@@ -356,10 +398,10 @@ impl Conn {
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(
-            self.link
-                .send(move |mut manager| async move { manager.req_packed_command(cmd).await }),
-        )
+        let send = move |mut manager: ConnectionManager| async move {
+            manager.req_packed_command(cmd).await
+        };
+        Box::pin(self.link.send(send, refused))
     }
 
     fn req_packed_commands<'a>(
@@ -368,9 +410,14 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(self.link.send(move |mut manager| async move {
-            manager.req_packed_commands(pipeline, offset, count).await
-        }))
+        Box::pin(
+            self.link.send(
+                move |mut manager| async move {
+                    manager.req_packed_commands(pipeline, offset, count).await
+                },
+                refused_any,
+            ),
+        )
     }
 
     fn get_db(&self) -> i64 {

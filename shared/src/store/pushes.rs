@@ -35,15 +35,19 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The next message; `None` once the connection is lost (what is published then is lost:
-    /// subscribe again).
+    /// The next message; `None` once the connection is lost or the server ended the
+    /// subscription (what is published then is lost: subscribe again).
     pub async fn next(&mut self) -> Option<Message> {
         loop {
             let PushInfo { kind, data } = self.pushes.recv().await?;
             let sharded = match kind {
                 PushKind::SMessage => true,
                 PushKind::Message => false,
-                PushKind::Disconnection => return None,
+                // A slot that moved away takes its shard channels' subscribers with it
+                // (`sunsubscribe`): subscribe again, where the slot is now.
+                PushKind::Disconnection | PushKind::SUnsubscribe | PushKind::Unsubscribe => {
+                    return None
+                }
                 _ => continue,
             };
             let mut data = data.into_iter();
