@@ -8,6 +8,8 @@
 #                              PostgreSQL; only the payroll endpoints need it).
 #   ensure_cargo[_style]       cargo (with rustfmt and clippy) is on the PATH.
 #   delete_namespaces GLOB     a benchmark's namespaces leave Redis and the ledger.
+#   stop_pids PID...           SIGTERM, then SIGKILL after 20 s (the benchmarks' processes).
+#   spare_port FROM            PORT set to a free port on 127.0.0.1 from FROM upwards.
 #
 # These set up a DEVELOPMENT machine. Production Redis is configured from deploy/redis.conf and
 # deploy/sentinel.conf; production PostgreSQL is whatever your operators run (see README.md).
@@ -380,4 +382,47 @@ ensure_python_tools() {
   fi
   E2E_PYTHON=$PWD/$venv/bin/python
   export E2E_PYTHON
+}
+
+# Stops the given PIDs (those still alive): SIGTERM, then SIGKILL after 20 s.
+stop_pids() {
+  local pids=() pid i alive
+  for pid in "$@"; do
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  ((${#pids[@]})) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    alive=0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      deploy_warn "process $pid did not stop within 20 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# Sets PORT to a TCP port on 127.0.0.1 that nothing listens on, from $1 upwards (at most 200
+# tried), and not among those already handed out.
+TAKEN_PORTS=" "
+PORT=
+spare_port() {
+  local port
+  for ((port = $1; port < $1 + 200; port++)); do
+    [[ $TAKEN_PORTS == *" $port "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      TAKEN_PORTS+="$port "
+      PORT=$port
+      return 0
+    fi
+  done
+  deploy_error "no free port on 127.0.0.1 in $1..$(($1 + 199))"
+  return 1
 }
