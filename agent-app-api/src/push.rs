@@ -142,7 +142,7 @@ pub async fn subscribe(
                 tracing::debug!(error = %e, "redis unavailable for pushes");
             }
             Ok(mut messages) => {
-                backoff = Duration::from_millis(100);
+                let since = tokio::time::Instant::now();
                 live.set(true);
                 if resubscribed {
                     // What was published meanwhile is lost: each client gets its offer and
@@ -168,6 +168,11 @@ pub async fn subscribe(
                     }
                 }
                 live.set(false);
+                // One that ends at once (a server dropping it as soon as it is made) is not
+                // tried again at once: each time back, every connection is sent its state.
+                if since.elapsed() >= Duration::from_secs(1) {
+                    backoff = Duration::from_millis(100);
+                }
                 // Dropped by a primary that went away: have it asked for now.
                 let lost = std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,

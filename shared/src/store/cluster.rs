@@ -1,7 +1,10 @@
 //! A namespace on a Redis Cluster: every key of a namespace carries its `{namespace}` hash tag,
 //! so the whole namespace is one hash slot, owned by one shard's primary at a time. A [`Shard`]
-//! finds that primary by asking the nodes (`CLUSTER SLOTS`), and is asked again when the link
-//! follows a failover or a `MOVED` reply (a slot moved to another shard).
+//! finds that primary by asking every node it knows at once (`CLUSTER NODES`) and trusting the
+//! claim with the highest configuration epoch: a node cut off from the others, or a killed
+//! primary started again from its `nodes.conf`, still claims the slot with the epoch it had,
+//! while the replica promoted in its place claims it with a newer one. It is asked again when
+//! the link follows a failover or a `MOVED` reply (a slot moved to another shard).
 //!
 //! Why not the redis crate's cluster client: it routes each command by its own key, and the
 //! commands without one (`WAIT`, `FUNCTION LOAD`, `PING`, the subscriptions) to any node,
@@ -12,9 +15,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::{FromRedisValue, RedisResult, Value};
+use redis::RedisResult;
 
-/// How long asking one node may take.
+/// How long asking one node may take (all are asked at once).
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The hash slot of `key` (Redis Cluster's key distribution: CRC16/XMODEM of the key, or of
@@ -49,17 +52,35 @@ fn crc16(bytes: &[u8]) -> u16 {
 /// One namespace's slot on a cluster, and the nodes to ask who owns it.
 pub(crate) struct Shard {
     slot: u16,
-    /// `host:port` of the nodes named in the URL, then of those the cluster told of.
-    nodes: Mutex<Vec<String>>,
+    /// `host:port` of the nodes named in the URL: always asked.
+    seeds: Vec<String>,
+    /// Those the last answers named besides (replaced by each round that got an answer, so
+    /// nodes that left are forgotten).
+    learned: Mutex<Vec<String>>,
     /// `user:password@` or nothing.
     auth: String,
+}
+
+/// A node's claim to own the slot, as one node sees the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Claim {
+    address: String,
+    epoch: u64,
+}
+
+/// What one node said: who owns the slot (if anyone) and which nodes there are.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct View {
+    owner: Option<Claim>,
+    nodes: Vec<String>,
 }
 
 impl Shard {
     pub(crate) fn new(nodes: &[String], userinfo: Option<&str>, slot: u16) -> Self {
         Self {
             slot,
-            nodes: Mutex::new(nodes.to_vec()),
+            seeds: nodes.to_vec(),
+            learned: Mutex::new(Vec::new()),
             auth: userinfo.map_or(String::new(), |u| format!("{u}@")),
         }
     }
@@ -69,31 +90,76 @@ impl Shard {
         format!("slot {}", self.slot)
     }
 
-    /// A client of the node at `address` (`host:port`).
+    /// A client of the node at `address` (`host:port`; an IPv6 host with or without brackets).
     pub(crate) fn client(&self, address: &str) -> RedisResult<redis::Client> {
-        redis::Client::open(format!("redis://{}{address}/", self.auth))
+        let (host, port) = address.rsplit_once(':').unwrap_or((address, "6379"));
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        redis::Client::open(format!("redis://{}{host}:{port}/", self.auth))
     }
 
-    /// The primary that owns the slot now, as the first node that answers says.
+    /// The primary that owns the slot now: every known node is asked at once, and of the
+    /// claims they report, the one with the highest configuration epoch wins.
     pub(crate) async fn owner(&self) -> Result<redis::Client, String> {
-        let nodes = self
-            .nodes
+        let mut nodes = self.seeds.clone();
+        for node in self
+            .learned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut why = String::from("no node is known");
-        for node in &nodes {
-            match tokio::time::timeout(ASK_TIMEOUT, self.ask(node)).await {
-                Ok(Ok(owner)) => return self.client(&owner).map_err(|e| e.to_string()),
-                Ok(Err(e)) => why = format!("{node}: {e}"),
-                Err(_) => why = format!("{node}: no answer within {ASK_TIMEOUT:?}"),
+            .iter()
+        {
+            if !nodes.contains(node) {
+                nodes.push(node.clone());
             }
         }
-        Err(why)
+        let answers = futures_util::future::join_all(nodes.iter().map(|node| async move {
+            match tokio::time::timeout(ASK_TIMEOUT, self.ask(node)).await {
+                Ok(answer) => answer.map_err(|e| format!("{node}: {e}")),
+                Err(_) => Err(format!("{node}: no answer within {ASK_TIMEOUT:?}")),
+            }
+        }))
+        .await;
+        let mut why = String::from("no node is known");
+        let (mut best, mut seen, mut answered) = (None::<Claim>, Vec::new(), false);
+        for answer in answers {
+            match answer {
+                Ok(view) => {
+                    answered = true;
+                    for node in view.nodes {
+                        if !seen.contains(&node) {
+                            seen.push(node);
+                        }
+                    }
+                    match view.owner {
+                        Some(claim) if best.as_ref().is_none_or(|b| claim.epoch > b.epoch) => {
+                            best = Some(claim);
+                        }
+                        Some(_) => {}
+                        None => {
+                            why = format!("no node owns slot {} (is the cluster whole?)", self.slot)
+                        }
+                    }
+                }
+                Err(e) => why = e,
+            }
+        }
+        if answered {
+            *self
+                .learned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = seen;
+        }
+        match best {
+            Some(claim) => self.client(&claim.address).map_err(|e| e.to_string()),
+            None => Err(why),
+        }
     }
 
-    /// Asks `node` which primary owns the slot; remembers the nodes it names.
-    async fn ask(&self, node: &str) -> Result<String, String> {
+    /// Asks `node` how it sees the cluster.
+    async fn ask(&self, node: &str) -> Result<View, String> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(ASK_TIMEOUT))
             .set_response_timeout(Some(ASK_TIMEOUT));
@@ -103,75 +169,115 @@ impl Shard {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| e.to_string())?;
-        let slots: Value = redis::cmd("CLUSTER")
-            .arg("SLOTS")
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
         let host = node.rsplit_once(':').map_or(node, |(host, _)| host);
-        let ranges = parse_slots(slots, host)?;
-        self.learn(ranges.iter().flat_map(|r| r.nodes.iter()));
-        ranges
-            .into_iter()
-            .find(|r| (r.start..=r.end).contains(&self.slot))
-            .and_then(|r| r.nodes.into_iter().next())
-            .ok_or_else(|| format!("no node owns slot {} (is the cluster whole?)", self.slot))
+        Ok(parse_nodes(&text, self.slot, host))
     }
+}
 
-    fn learn<'a>(&self, seen: impl Iterator<Item = &'a String>) {
-        let mut nodes = self
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for node in seen {
-            if !nodes.contains(node) {
-                nodes.push(node.clone());
-            }
+/// `CLUSTER NODES` read: each line `<id> <ip:port@cport[,hostname]> <flags> <primary>
+/// <ping-sent> <pong-recv> <config-epoch> <link-state> <slot ranges…>`. Nodes without an
+/// address or still in the handshake are left out, and a primary flagged `fail` claims nothing;
+/// one announced without an address is on `asked_host`.
+fn parse_nodes(text: &str, slot: u16, asked_host: &str) -> View {
+    let mut view = View::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 8 {
+            continue;
         }
-    }
-}
-
-/// One range of `CLUSTER SLOTS`: its primary first, then its replicas, as `host:port`.
-struct Range {
-    start: u16,
-    end: u16,
-    nodes: Vec<String>,
-}
-
-/// `CLUSTER SLOTS` read; a node announced without an address is on `asked_host`.
-fn parse_slots(slots: Value, asked_host: &str) -> Result<Vec<Range>, String> {
-    let corrupt = |e: redis::ParsingError| format!("CLUSTER SLOTS: {e}");
-    let mut ranges = Vec::new();
-    for entry in Vec::<Vec<Value>>::from_redis_value(slots).map_err(corrupt)? {
-        let mut fields = entry.into_iter();
-        let mut bound = || -> Result<u16, String> {
-            u16::from_redis_value(fields.next().unwrap_or(Value::Nil)).map_err(corrupt)
+        let flags: Vec<&str> = fields[2].split(',').collect();
+        if flags.iter().any(|f| matches!(*f, "noaddr" | "handshake")) {
+            continue;
+        }
+        let endpoint = fields[1].split(['@', ',']).next().unwrap_or_default();
+        let Some((host, port)) = endpoint.rsplit_once(':') else {
+            continue;
         };
-        let (start, end) = (bound()?, bound()?);
-        let mut nodes = Vec::new();
-        for node in fields {
-            let mut parts = Vec::<Value>::from_redis_value(node)
-                .map_err(corrupt)?
-                .into_iter();
-            let host =
-                String::from_redis_value(parts.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
-            let port =
-                u16::from_redis_value(parts.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
-            let host = if host.is_empty() || host == "?" {
-                asked_host
-            } else {
-                &host
-            };
-            nodes.push(format!("{host}:{port}"));
+        if port == "0" {
+            continue;
         }
-        ranges.push(Range { start, end, nodes });
+        let host = if host.is_empty() { asked_host } else { host };
+        let address = format!("{host}:{port}");
+        let owns = flags.contains(&"master")
+            && !flags.contains(&"fail")
+            && fields[8..].iter().any(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                match (start.parse::<u16>(), end.parse::<u16>()) {
+                    (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                    // `[slot->-node]`, `[slot-<-node]`: a migration in progress.
+                    _ => false,
+                }
+            });
+        if owns {
+            let epoch = fields[6].parse().unwrap_or(0);
+            view.owner = Some(Claim {
+                address: address.clone(),
+                epoch,
+            });
+        }
+        view.nodes.push(address);
     }
-    Ok(ranges)
+    view
 }
 
 #[cfg(test)]
 mod tests {
-    use super::slot;
+    use super::{parse_nodes, slot, Claim, Shard};
+
+    /// `CLUSTER NODES` of a 3+3 cluster (Redis 7.0), as the node on 7100 answered.
+    const NODES: &str = "\
+442989cc 127.0.0.1:7103@17103 slave 3c700385 0 1796595597064 3 connected
+3c700385 127.0.0.1:7102@17102 master - 0 1796595597064 3 connected 10923-16383
+88c633f5 127.0.0.1:7104@17104 slave d89740fb 0 1796595597064 1 connected
+7ba79f79 127.0.0.1:7101@17101 master - 0 1796595597165 2 connected 5461-10922
+d89740fb 127.0.0.1:7100@17100 myself,master - 0 1796595596000 1 connected 0-5460
+ceb553c8 127.0.0.1:7105@17105 slave 7ba79f79 0 1796595597000 2 connected
+";
+
+    #[test]
+    fn cluster_nodes_name_the_owner_of_a_slot_with_its_epoch() {
+        let view = parse_nodes(NODES, 6000, "127.0.0.1");
+        let claim = |address: &str, epoch| {
+            Some(Claim {
+                address: address.into(),
+                epoch,
+            })
+        };
+        assert_eq!(view.owner, claim("127.0.0.1:7101", 2));
+        assert_eq!(view.nodes.len(), 6);
+        assert_eq!(parse_nodes(NODES, 0, "x").owner, claim("127.0.0.1:7100", 1));
+        assert_eq!(
+            parse_nodes(NODES, 16383, "x").owner,
+            claim("127.0.0.1:7102", 3)
+        );
+        // A failed primary claims nothing; a migrating range, a handshake or no address neither.
+        let failed = NODES.replace(
+            "master - 0 1796595597165 2",
+            "master,fail - 0 1796595597165 2",
+        );
+        assert_eq!(parse_nodes(&failed, 6000, "x").owner, None);
+        let odd = "a :7000@17000 myself,master - 0 0 4 connected 0-100 [101->-b]\n\
+                   b 127.0.0.1:0@0 master,noaddr - 0 0 5 connected 101\n\
+                   c 127.0.0.1:7009@17009 handshake - 0 0 0 connected\n";
+        let view = parse_nodes(odd, 50, "10.0.0.1");
+        assert_eq!(view.owner, claim("10.0.0.1:7000", 4));
+        assert_eq!(view.nodes, vec!["10.0.0.1:7000".to_owned()]);
+        assert_eq!(parse_nodes(odd, 101, "10.0.0.1").owner, None);
+        let shard = Shard::new(&[], Some("u:p"), 0);
+        for address in ["::1:7000", "[::1]:7000", "10.0.0.1:7000"] {
+            let client = shard.client(address).expect(address);
+            assert!(client
+                .get_connection_info()
+                .addr()
+                .to_string()
+                .ends_with(":7000"));
+        }
+    }
 
     #[test]
     fn slots_are_those_redis_cluster_computes() {

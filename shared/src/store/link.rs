@@ -378,10 +378,12 @@ fn refused(value: &Value) -> Option<RedisError> {
     }
 }
 
-/// The first server error among a pipeline's replies.
+/// The server's error in a pipeline's first reply. A `MOVED` there means no command with a key
+/// ran (they run in order, all in the namespace's slot), so the pipeline may be sent again; one
+/// further on could follow commands that did.
 #[allow(clippy::ptr_arg)] // the type of the pipeline's replies
-fn refused_any(values: &Vec<Value>) -> Option<RedisError> {
-    values.iter().find_map(refused)
+fn refused_first(values: &Vec<Value>) -> Option<RedisError> {
+    values.first().and_then(refused)
 }
 
 /// A store's connection as callers hold it: each command goes to the current primary.
@@ -415,7 +417,7 @@ impl ConnectionLike for Conn {
                 move |mut manager| async move {
                     manager.req_packed_commands(pipeline, offset, count).await
                 },
-                refused_any,
+                refused_first,
             ),
         )
     }
