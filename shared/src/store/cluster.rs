@@ -12,9 +12,11 @@
 //! the one node of its slot. Following that node the way a Sentinel's primary is followed
 //! keeps one path for all three deployments (see `link.rs`).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
 
 /// How long asking one node may take (all are asked at once).
@@ -59,6 +61,8 @@ pub(crate) struct Shard {
     learned: Mutex<Vec<String>>,
     /// `user:password@` or nothing.
     auth: String,
+    /// A connection to each node asked, kept between rounds (dropped when it fails).
+    conns: Mutex<HashMap<String, MultiplexedConnection>>,
 }
 
 /// A node's claim to own the slot, as one node sees the cluster.
@@ -82,6 +86,7 @@ impl Shard {
             seeds: nodes.to_vec(),
             learned: Mutex::new(Vec::new()),
             auth: userinfo.map_or(String::new(), |u| format!("{u}@")),
+            conns: Mutex::new(HashMap::new()),
         }
     }
 
@@ -147,6 +152,10 @@ impl Shard {
             }
         }
         if answered {
+            self.conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|node, _| seen.contains(node) || self.seeds.contains(node));
             *self
                 .learned
                 .lock()
@@ -158,22 +167,44 @@ impl Shard {
         }
     }
 
-    /// Asks `node` how it sees the cluster.
+    /// Asks `node` how it sees the cluster, on the connection kept for it (made if none is).
     async fn ask(&self, node: &str) -> Result<View, String> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(ASK_TIMEOUT))
-            .set_response_timeout(Some(ASK_TIMEOUT));
-        let mut conn = self
-            .client(node)
-            .map_err(|e| e.to_string())?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| e.to_string())?;
-        let text: String = redis::cmd("CLUSTER")
+        let kept = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)
+            .cloned();
+        let mut conn = match kept {
+            Some(conn) => conn,
+            None => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(ASK_TIMEOUT))
+                    .set_response_timeout(Some(ASK_TIMEOUT));
+                let conn = self
+                    .client(node)
+                    .map_err(|e| e.to_string())?
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.conns
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(node.to_owned(), conn.clone());
+                conn
+            }
+        };
+        let text: Result<String, _> = redis::cmd("CLUSTER")
             .arg("NODES")
             .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await;
+        let text = text.map_err(|e| {
+            self.conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(node);
+            e.to_string()
+        })?;
         let host = node.rsplit_once(':').map_or(node, |(host, _)| host);
         Ok(parse_nodes(&text, self.slot, host))
     }

@@ -159,7 +159,7 @@ impl Primary {
 
     /// Waits (at most [`ASK_TIMEOUT`]) until the Sentinels or the cluster were first asked: a
     /// store's first commands, sent before that, wait for the answer rather than fail.
-    async fn asked(self: &Arc<Self>) {
+    pub(crate) async fn asked(self: &Arc<Self>) {
         let Some(follower) = &self.follower else {
             return;
         };

@@ -78,6 +78,7 @@ impl Store {
         sharded: &[String],
         plain: &[String],
     ) -> Result<Subscription, StoreError> {
+        self.link.primary().asked().await;
         let client = self.client()?;
         let info = client.get_connection_info().clone();
         let settings = info
