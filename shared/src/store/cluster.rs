@@ -73,7 +73,7 @@ struct Claim {
 }
 
 /// What one node said: who owns the slot (if anyone) and which nodes there are.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct View {
     owner: Option<Claim>,
     nodes: Vec<String>,
@@ -127,30 +127,12 @@ impl Shard {
             }
         }))
         .await;
-        let mut why = String::from("no node is known");
-        let (mut best, mut seen, mut answered) = (None::<Claim>, Vec::new(), false);
-        for answer in answers {
-            match answer {
-                Ok(view) => {
-                    answered = true;
-                    for node in view.nodes {
-                        if !seen.contains(&node) {
-                            seen.push(node);
-                        }
-                    }
-                    match view.owner {
-                        Some(claim) if best.as_ref().is_none_or(|b| claim.epoch > b.epoch) => {
-                            best = Some(claim);
-                        }
-                        Some(_) => {}
-                        None => {
-                            why = format!("no node owns slot {} (is the cluster whole?)", self.slot)
-                        }
-                    }
-                }
-                Err(e) => why = e,
-            }
-        }
+        let Round {
+            best,
+            seen,
+            answered,
+            why,
+        } = Round::of(answers, self.slot);
         if answered {
             self.conns
                 .lock()
@@ -210,6 +192,53 @@ impl Shard {
     }
 }
 
+/// What one round of asking the nodes found.
+#[derive(Debug)]
+struct Round {
+    /// The claim with the highest configuration epoch.
+    best: Option<Claim>,
+    /// Every node the answers named.
+    seen: Vec<String>,
+    /// Whether any node answered.
+    answered: bool,
+    /// Why no owner was found, if none was.
+    why: String,
+}
+
+impl Round {
+    fn of(answers: Vec<Result<View, String>>, slot: u16) -> Self {
+        let mut round = Self {
+            best: None,
+            seen: Vec::new(),
+            answered: false,
+            why: String::from("no node is known"),
+        };
+        for answer in answers {
+            let view = match answer {
+                Ok(view) => view,
+                Err(e) => {
+                    round.why = e;
+                    continue;
+                }
+            };
+            round.answered = true;
+            for node in view.nodes {
+                if !round.seen.contains(&node) {
+                    round.seen.push(node);
+                }
+            }
+            match view.owner {
+                Some(claim) if round.best.as_ref().is_none_or(|b| claim.epoch > b.epoch) => {
+                    round.best = Some(claim);
+                }
+                Some(_) => {}
+                None => round.why = format!("no node owns slot {slot} (is the cluster whole?)"),
+            }
+        }
+        round
+    }
+}
+
 /// `CLUSTER NODES` read: each line `<id> <ip:port@cport[,hostname]> <flags> <primary>
 /// <ping-sent> <pong-recv> <config-epoch> <link-state> <slot ranges…>`. Nodes without an
 /// address or still in the handshake are left out, and a primary flagged `fail` claims nothing;
@@ -258,7 +287,7 @@ fn parse_nodes(text: &str, slot: u16, asked_host: &str) -> View {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_nodes, slot, Claim, Shard};
+    use super::{parse_nodes, slot, Claim, Round, Shard, View};
 
     /// `CLUSTER NODES` of a 3+3 cluster (Redis 7.0), as the node on 7100 answered.
     const NODES: &str = "\
@@ -269,6 +298,42 @@ mod tests {
 d89740fb 127.0.0.1:7100@17100 myself,master - 0 1796595596000 1 connected 0-5460
 ceb553c8 127.0.0.1:7105@17105 slave 7ba79f79 0 1796595597000 2 connected
 ";
+
+    #[test]
+    fn of_the_nodes_claims_the_newest_epoch_wins_whatever_the_order() {
+        let view = |address: &str, epoch, nodes: &[&str]| View {
+            owner: Some(Claim {
+                address: address.into(),
+                epoch,
+            }),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        };
+        // The old primary, cut off, still claims the slot; the promoted replica has a newer epoch.
+        let stale = view("a:1", 3, &["a:1", "b:1"]);
+        let fresh = view("b:1", 7, &["b:1", "c:1"]);
+        for answers in [
+            vec![
+                Ok(stale.clone()),
+                Ok(fresh.clone()),
+                Err("c:1: refused".into()),
+            ],
+            vec![Err("c:1: refused".into()), Ok(fresh), Ok(stale)],
+        ] {
+            let round = Round::of(answers, 9);
+            assert_eq!(round.best.map(|c| c.address).as_deref(), Some("b:1"));
+            assert!(round.answered);
+            assert_eq!(round.seen.len(), 3, "{:?}", round.seen);
+        }
+        let none = Round::of(vec![Err("a:1: refused".into())], 9);
+        assert!(none.best.is_none() && !none.answered);
+        assert_eq!(none.why, "a:1: refused");
+        let unowned = Round::of(vec![Ok(View::default())], 9);
+        assert!(
+            unowned.why.contains("no node owns slot 9"),
+            "{}",
+            unowned.why
+        );
+    }
 
     #[test]
     fn cluster_nodes_name_the_owner_of_a_slot_with_its_epoch() {
