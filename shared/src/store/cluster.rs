@@ -13,7 +13,7 @@
 //! keeps one path for all three deployments (see `link.rs`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -90,6 +90,14 @@ impl Shard {
         }
     }
 
+    fn learned(&self) -> MutexGuard<'_, Vec<String>> {
+        self.learned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<String, MultiplexedConnection>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// For logs: which slot.
     pub(crate) fn label(&self) -> String {
         format!("slot {}", self.slot)
@@ -110,12 +118,7 @@ impl Shard {
     /// claims they report, the one with the highest configuration epoch wins.
     pub(crate) async fn owner(&self) -> Result<redis::Client, String> {
         let mut nodes = self.seeds.clone();
-        for node in self
-            .learned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
+        for node in self.learned().iter() {
             if !nodes.contains(node) {
                 nodes.push(node.clone());
             }
@@ -123,7 +126,11 @@ impl Shard {
         let answers = futures_util::future::join_all(nodes.iter().map(|node| async move {
             match tokio::time::timeout(ASK_TIMEOUT, self.ask(node)).await {
                 Ok(answer) => answer.map_err(|e| format!("{node}: {e}")),
-                Err(_) => Err(format!("{node}: no answer within {ASK_TIMEOUT:?}")),
+                Err(_) => {
+                    // Its kept connection may hang: made again next time.
+                    self.conns().remove(node);
+                    Err(format!("{node}: no answer within {ASK_TIMEOUT:?}"))
+                }
             }
         }))
         .await;
@@ -134,14 +141,9 @@ impl Shard {
             why,
         } = Round::of(answers, self.slot);
         if answered {
-            self.conns
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            self.conns()
                 .retain(|node, _| seen.contains(node) || self.seeds.contains(node));
-            *self
-                .learned
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = seen;
+            *self.learned() = seen;
         }
         match best {
             Some(claim) => self.client(&claim.address).map_err(|e| e.to_string()),
@@ -151,12 +153,7 @@ impl Shard {
 
     /// Asks `node` how it sees the cluster, on the connection kept for it (made if none is).
     async fn ask(&self, node: &str) -> Result<View, String> {
-        let kept = self
-            .conns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(node)
-            .cloned();
+        let kept = self.conns().get(node).cloned();
         let mut conn = match kept {
             Some(conn) => conn,
             None => {
@@ -169,10 +166,7 @@ impl Shard {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map_err(|e| e.to_string())?;
-                self.conns
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(node.to_owned(), conn.clone());
+                self.conns().insert(node.to_owned(), conn.clone());
                 conn
             }
         };
@@ -181,10 +175,7 @@ impl Shard {
             .query_async(&mut conn)
             .await;
         let text = text.map_err(|e| {
-            self.conns
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(node);
+            self.conns().remove(node);
             e.to_string()
         })?;
         let host = node.rsplit_once(':').map_or(node, |(host, _)| host);

@@ -163,6 +163,10 @@ impl Primary {
         let Some(follower) = &self.follower else {
             return;
         };
+        // Every command comes through here: once asked, nothing more to do.
+        if *follower.asked.borrow() {
+            return;
+        }
         self.follow();
         let mut asked = follower.asked.subscribe();
         let _ = tokio::time::timeout(ASK_TIMEOUT, asked.wait_for(|asked| *asked)).await;
