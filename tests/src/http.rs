@@ -163,6 +163,38 @@ impl TestApp {
         }
     }
 
+    /// Polls `GET /v1/payroll/shifts` over `from`..`to` (whole seconds) until `done` says the
+    /// report is what the test waits for, for at most `within`; returns that answer. `done`
+    /// sees every answer, so it also asserts what each must be.
+    pub async fn wait_payroll(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        within: Duration,
+        done: impl Fn(&Answer) -> bool,
+    ) -> Answer {
+        let secs =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let url = self.dispatcher(&format!(
+            "/v1/payroll/shifts?from={}&to={}",
+            secs(from),
+            secs(to)
+        ));
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let a = self.send(self.http.get(&url), "payroll").await;
+            if done(&a) {
+                return a;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the payroll report never became what was awaited: {:?}",
+                a.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Creates (or replaces) agent `id` on the roster without connecting it.
     pub async fn add_agent(&self, id: &str, profile: &Value) {
         let a = self.put_agent(id, profile).await;

@@ -21,32 +21,20 @@ async fn a_worked_shift_appears_in_the_payroll_report() {
     app.wait_ticket_status(&id, "completed").await;
     agent.set_status("offline").await;
     let to = chrono::Utc::now() + chrono::Duration::minutes(1);
-    let url = app.dispatcher(&format!(
-        "/v1/payroll/shifts?from={}&to={}",
-        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = app.send(app.http.get(&url), "payroll").await;
-        assert_eq!(a.status, 200, "{a:?}");
-        let shifts = a.body["shifts"].as_array().cloned().unwrap_or_default();
-        if shifts.len() == 1 && shifts[0]["open"] == false && shifts[0]["tickets_completed"] == 1 {
-            assert_eq!(shifts[0]["shift_id"], welcome_shift);
-            assert_eq!(shifts[0]["agent_id"], "a-1");
-            assert_eq!(shifts[0]["hourly_rate_cents"], 1650);
-            assert_eq!(shifts[0]["currency"], "EUR");
-            let secs = |k: &str| shifts[0][k].as_i64().expect("whole seconds");
-            assert!(secs("engaged_secs") >= 2, "{shifts:?}");
-            assert_eq!(secs("paid_secs"), secs("online_secs"));
-            assert_eq!(secs("break_secs"), 0);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ledger never caught up: {:?}",
-            a.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let a = app
+        .wait_payroll(from, to, Duration::from_secs(10), |a| {
+            assert_eq!(a.status, 200, "{a:?}");
+            let shifts = a.body["shifts"].as_array().cloned().unwrap_or_default();
+            shifts.len() == 1 && shifts[0]["open"] == false && shifts[0]["tickets_completed"] == 1
+        })
+        .await;
+    let shifts = &a.body["shifts"];
+    assert_eq!(shifts[0]["shift_id"], welcome_shift);
+    assert_eq!(shifts[0]["agent_id"], "a-1");
+    assert_eq!(shifts[0]["hourly_rate_cents"], 1650);
+    assert_eq!(shifts[0]["currency"], "EUR");
+    let secs = |k: &str| shifts[0][k].as_i64().expect("whole seconds");
+    assert!(secs("engaged_secs") >= 2, "{shifts:?}");
+    assert_eq!(secs("paid_secs"), secs("online_secs"));
+    assert_eq!(secs("break_secs"), 0);
 }

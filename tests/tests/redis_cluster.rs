@@ -57,29 +57,17 @@ async fn work_a_shift(app: &TestApp) {
     }
     agent.set_status("offline").await;
     let to = chrono::Utc::now() + chrono::Duration::minutes(1);
-    let url = app.dispatcher(&format!(
-        "/v1/payroll/shifts?from={}&to={}",
-        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let a = app.send(app.http.get(&url), "payroll").await;
-        // The ledger's PostgreSQL pool may still be connecting (503, retry).
-        assert!(a.status == 200 || a.status == 503, "{a:?}");
-        let shifts = a.body["shifts"].as_array().cloned().unwrap_or_default();
-        if shifts.len() == 1 && shifts[0]["open"] == false {
-            assert_eq!(shifts[0]["tickets_completed"], 2, "{shifts:?}");
-            assert_eq!(shifts[0]["agent_id"], "a-1");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ledger never recorded the shift: {:?}",
-            a.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let a = app
+        .wait_payroll(from, to, Duration::from_secs(15), |a| {
+            // The ledger's PostgreSQL pool may still be connecting (503, retry).
+            assert!(a.status == 200 || a.status == 503, "{a:?}");
+            let shifts = a.body["shifts"].as_array().cloned().unwrap_or_default();
+            shifts.len() == 1 && shifts[0]["open"] == false
+        })
+        .await;
+    let shifts = &a.body["shifts"];
+    assert_eq!(shifts[0]["tickets_completed"], 2, "{shifts:?}");
+    assert_eq!(shifts[0]["agent_id"], "a-1");
     agent.close().await;
 }
 
@@ -205,12 +193,9 @@ async fn a_shards_primary_killed_under_load_fails_over_and_only_its_namespace_wa
     eprintln!("tickets taken again {:?} after the kill", took + taken);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut outcomes = Vec::new();
-    for load in loads {
-        outcomes.push(load.await.expect("the load ran"));
-    }
-    let [(hit_acknowledged, hit_refused), (spared_acknowledged, spared_refused)] =
-        <[_; 2]>::try_from(outcomes).expect("two loads");
+    let [hit_load, spared_load] = loads;
+    let (hit_acknowledged, hit_refused) = hit_load.await.expect("the load ran");
+    let (spared_acknowledged, spared_refused) = spared_load.await.expect("the load ran");
     eprintln!(
         "killed shard's namespace: {} acknowledged, {hit_refused} refused; \
          the other: {} acknowledged, {spared_refused} refused",
