@@ -10,6 +10,7 @@
 #   delete_namespaces GLOB     a benchmark's namespaces leave Redis and the ledger.
 #   stop_pids PID...           SIGTERM, then SIGKILL after 20 s (the benchmarks' processes).
 #   spare_port FROM            PORT set to a free port on 127.0.0.1 from FROM upwards.
+#   wait_ready NAME PID LOG URL  a service started in the background answers 200 at URL/readyz.
 #
 # These set up a DEVELOPMENT machine. Production Redis is configured from deploy/redis.conf and
 # deploy/sentinel.conf; production PostgreSQL is whatever your operators run (see README.md).
@@ -424,5 +425,25 @@ spare_port() {
     fi
   done
   deploy_error "no free port on 127.0.0.1 in $1..$(($1 + 199))"
+  return 1
+}
+
+# Waits (at most 30 s) until $4/readyz answers 200 from the service $1 (process $2); on failure,
+# says why and shows the end of its log $3.
+wait_ready() {
+  local name=$1 pid=$2 log=$3 url=$4/readyz i
+  for ((i = 0; i < 60; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      deploy_error "$name exited during start-up; last lines of $log:"
+      tail -n 20 "$log" >&2
+      return 1
+    fi
+    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  deploy_error "$name did not answer 200 at $url within 30 s; last lines of $log:"
+  tail -n 20 "$log" >&2
   return 1
 }
