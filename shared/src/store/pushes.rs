@@ -51,20 +51,24 @@ impl Subscription {
                 _ => continue,
             };
             let mut data = data.into_iter();
-            let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
-                continue;
+            let read = match (data.next(), data.next()) {
+                (Some(channel), Some(payload)) => String::from_redis_value(channel)
+                    .and_then(|channel| Ok((channel, Vec::<u8>::from_redis_value(payload)?))),
+                _ => {
+                    tracing::error!(?kind, "a message push without channel and payload; skipped");
+                    continue;
+                }
             };
-            let (Ok(channel), Ok(payload)) = (
-                String::from_redis_value(channel),
-                Vec::<u8>::from_redis_value(payload),
-            ) else {
-                continue;
-            };
-            return Some(Message {
-                channel,
-                sharded,
-                payload,
-            });
+            match read {
+                Ok((channel, payload)) => {
+                    return Some(Message {
+                        channel,
+                        sharded,
+                        payload,
+                    })
+                }
+                Err(e) => tracing::error!(error = %e, "an unreadable message push; skipped"),
+            }
         }
     }
 }
